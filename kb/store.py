@@ -1,0 +1,179 @@
+"""SQLite storage (WAL): one connection per thread for reads, one serialised writer.
+
+Every table kb writes lives here, so the schema is in one place. Event schema:
+
+- ``requests``: every suggest (widget/API) and search (portal): id, ts, kind, session, query,
+  locale, answered, top_confidence, fallback, results (JSON list of {slug, anchor, confidence}).
+- ``events``: the widget funnel and portal activity: ts, session, type, request_id, slug, data.
+  Types: session_start, request_settled, suggestions_shown, suggestion_opened, feedback,
+  ticket_started, ticket_created, article_view, result_click.
+- ``feedback``: "Was this helpful?" answers: request_id, slug, helpful, comment, session, source.
+- ``tickets`` and ``outbox``: see kb/tickets.py.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator, TypeVar
+
+import sqlite_utils
+
+from kb.errors import KbError
+
+T = TypeVar("T")
+
+
+class StoreError(KbError):
+    """The database could not be written."""
+
+    status_code = 503
+
+
+SCHEMA: dict[str, tuple[dict[str, type], dict[str, Any]]] = {
+    "requests": (
+        {"id": str, "ts": float, "kind": str, "session": str, "query": str, "locale": str,
+         "answered": int, "top_confidence": float, "fallback": int, "results": str, "source": str},
+        {"pk": "id"},
+    ),
+    "events": (
+        {"id": int, "ts": float, "session": str, "type": str, "request_id": str, "slug": str,
+         "data": str},
+        {"pk": "id"},
+    ),
+    "feedback": (
+        {"id": int, "ts": float, "request_id": str, "slug": str, "helpful": int, "comment": str,
+         "session": str, "source": str, "query": str, "locale": str},
+        {"pk": "id"},
+    ),
+}
+INDEXES = [
+    ("requests", ["ts"]), ("requests", ["session"]),
+    ("events", ["ts"]), ("events", ["session"]), ("events", ["type", "ts"]),
+    ("feedback", ["ts"]), ("feedback", ["slug"]),
+]
+
+
+class Database:
+    """A SQLite file in WAL mode: thread-local read connections and one locked writer."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        self._writer = self._connect()
+        self._migrations: list[Callable[[sqlite_utils.Database], None]] = []
+        self.migrate(_base_schema)
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=30000")
+        conn.execute("PRAGMA foreign_keys=ON")
+        return conn
+
+    def migrate(self, step: Callable[[sqlite_utils.Database], None]) -> None:
+        """Apply an idempotent schema step (modules add their own tables through this)."""
+        with self._write_lock:
+            step(sqlite_utils.Database(self._writer))
+
+    @property
+    def reader(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+        return conn
+
+    def query(self, sql: str, params: Any = ()) -> list[sqlite3.Row]:
+        return self.reader.execute(sql, params).fetchall()
+
+    def one(self, sql: str, params: Any = ()) -> sqlite3.Row | None:
+        return self.reader.execute(sql, params).fetchone()
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction, committed (durably, in WAL) before the block's caller goes on.
+
+        Another process holding the lock makes us wait and retry rather than fail.
+        """
+        with self._write_lock:
+            for attempt in range(8):
+                try:
+                    self._writer.execute("BEGIN IMMEDIATE")
+                    break
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) and "busy" not in str(exc) or attempt == 7:
+                        raise StoreError(f"database unavailable: {exc}") from exc
+                    time.sleep(0.05 * (2**attempt) * (1 + random.random()))
+            try:
+                yield self._writer
+                self._writer.execute("COMMIT")
+            except BaseException:
+                self._writer.execute("ROLLBACK")
+                raise
+
+    def execute(self, sql: str, params: Any = ()) -> int:
+        """Run one write statement in its own transaction; return lastrowid."""
+        with self.write() as conn:
+            return int(conn.execute(sql, params).lastrowid or 0)
+
+    def close(self) -> None:
+        self._writer.close()
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+
+
+def _base_schema(db: sqlite_utils.Database) -> None:
+    for table, (columns, options) in SCHEMA.items():
+        db[table].create(columns, if_not_exists=True, **options)  # type: ignore[union-attr]
+    for table, cols in INDEXES:
+        db[table].create_index(cols, if_not_exists=True)  # type: ignore[union-attr]
+
+
+def now() -> float:
+    return time.time()
+
+
+def record_request(
+    db: Database, *, request_id: str, kind: str, session: str, query: str, locale: str,
+    answered: bool, top_confidence: float, fallback: bool, results: list[dict], source: str = "",
+) -> None:
+    """Store one suggest or search with what it returned."""
+    db.execute(
+        "INSERT OR REPLACE INTO requests (id, ts, kind, session, query, locale, answered,"
+        " top_confidence, fallback, results, source) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        (request_id, now(), kind, session, query, locale, int(answered), top_confidence,
+         int(fallback), json.dumps(results, ensure_ascii=False), source),
+    )
+
+
+def record_event(db: Database, *, session: str, type: str, request_id: str = "", slug: str = "",
+                 data: dict | None = None, ts: float | None = None) -> int:
+    """Store one funnel event."""
+    return db.execute(
+        "INSERT INTO events (ts, session, type, request_id, slug, data) VALUES (?,?,?,?,?,?)",
+        (ts or now(), session, type, request_id, slug, json.dumps(data or {}, ensure_ascii=False)),
+    )
+
+
+def record_feedback(db: Database, *, request_id: str, slug: str, helpful: bool, comment: str,
+                    session: str, source: str) -> int:
+    """Store one "Was this helpful?" answer, with the request text it answered if known."""
+    row = db.one("SELECT query, locale FROM requests WHERE id = ?", (request_id,)) if request_id else None
+    return db.execute(
+        "INSERT INTO feedback (ts, request_id, slug, helpful, comment, session, source, query, locale)"
+        " VALUES (?,?,?,?,?,?,?,?,?)",
+        (now(), request_id, slug, int(helpful), comment, session, source,
+         row["query"] if row else "", row["locale"] if row else ""),
+    )

@@ -1,0 +1,53 @@
+"""Vectors to ids: a faiss inner-product index over normalised vectors with explicit ids."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+# Below this many vectors an exact flat index is both fast enough and exact.
+HNSW_THRESHOLD = 200_000
+
+
+class DenseIndex:
+    """Exact (flat) or approximate (HNSW) inner-product search with explicit int64 ids."""
+
+    def __init__(self, index: faiss.Index) -> None:
+        self._index = index
+
+    @classmethod
+    def build(cls, vectors: np.ndarray, ids: np.ndarray, kind: str = "auto") -> "DenseIndex":
+        """Build an index over vectors; kind is 'flat', 'hnsw' or 'auto' (by size)."""
+        dim = vectors.shape[1]
+        if kind == "auto":
+            kind = "hnsw" if len(vectors) > HNSW_THRESHOLD else "flat"
+        if kind == "hnsw":
+            inner = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+            inner.hnsw.efConstruction = 80
+            inner.hnsw.efSearch = 128
+        else:
+            inner = faiss.IndexFlatIP(dim)
+        index = faiss.IndexIDMap2(inner)
+        if len(vectors):
+            index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids.astype(np.int64))
+        return cls(index)
+
+    def __len__(self) -> int:
+        return int(self._index.ntotal)
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Return (scores, ids) of the k nearest vectors for each query; missing ids are -1."""
+        k = max(1, min(k, len(self))) if len(self) else 1
+        if not len(self):
+            n = len(queries)
+            return np.full((n, 1), -np.inf, dtype=np.float32), np.full((n, 1), -1, dtype=np.int64)
+        return self._index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+
+    def save(self, path: Path) -> None:
+        faiss.write_index(self._index, str(path))
+
+    @classmethod
+    def load(cls, path: Path) -> "DenseIndex":
+        return cls(faiss.read_index(str(path)))

@@ -1,0 +1,17 @@
+"""Errors raised by the retrieval engine."""
+
+
+class SearchError(Exception):
+    """Base class for retrieval engine errors."""
+
+
+class IndexMissingError(SearchError):
+    """No index has been built in this directory yet."""
+
+
+class IndexCorruptError(SearchError):
+    """The index directory is damaged or incomplete."""
+
+
+class EmbedderError(SearchError):
+    """The embedding model could not be loaded."""

@@ -1,0 +1,408 @@
+"""A persisted hybrid index: build (incrementally), load and search.
+
+Layout of an index root::
+
+    root/current            -> builds/<name>   (symlink, replaced atomically)
+    root/builds/<name>/manifest.json           model, dimensions, per-document hashes, calibration
+    root/builds/<name>/vectors.npy             one float32 row per chunk
+    root/builds/<name>/dense.faiss             faiss index whose ids are chunk rows
+    root/builds/<name>/docs.json               documents, passages and chunks
+    root/builds/<name>/lexical*.{npz,npy,json} BM25 over passages
+
+Reads are thread-safe. Builds never touch a build that is being served: a new build directory is
+written beside the live one and the `current` link is swapped in one rename.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from search.dense import DenseIndex
+from search.embed import Embedder
+from search.errors import IndexCorruptError, IndexMissingError
+from search.fusion import Calibration, Fusion
+from search.lexical import LexicalIndex
+from search.model import Document, Hit, Passage, Results
+from search.text import chunks as split_chunks
+from search.text import terms
+
+FORMAT = 2
+# Changing how chunks are cut or embedded changes the vectors: bump it to re-embed everything.
+CHUNKING = "v1"
+_FILES = ("manifest.json", "vectors.npy", "dense.faiss", "docs.json", "lexical.npz")
+
+
+def document_hash(doc: Document, model: str) -> str:
+    """Content hash of a document as embedded by one model."""
+    payload = json.dumps([CHUNKING, model, asdict(doc)], ensure_ascii=False, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def embedding_units(doc: Document) -> list[tuple[int, str, str]]:
+    """Return (passage number, text shown, text embedded) for each chunk of a document."""
+    units: list[tuple[int, str, str]] = [(0, doc.title, doc.title)]
+    units.extend((0, alias, alias) for alias in doc.aliases)
+    for number, passage in enumerate(doc.passages):
+        prefix = passage.heading if passage.heading and passage.heading != doc.title else ""
+        for chunk in split_chunks(passage.text):
+            units.append((number, chunk, f"{prefix}: {chunk}" if prefix else chunk))
+    return units
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """What a build did."""
+
+    path: Path
+    documents: int
+    passages: int
+    chunks: int
+    embedded_documents: int
+    embedded_chunks: int
+    removed_documents: int
+    seconds: float
+
+
+class Index:
+    """A loaded, searchable index build."""
+
+    def __init__(self, path: Path, embedder: Embedder, preload: bool = True) -> None:
+        self.path = path
+        self.embedder = embedder
+        try:
+            self.manifest = json.loads((path / "manifest.json").read_text())
+            data = json.loads((path / "docs.json").read_text())
+            self.vectors = np.load(path / "vectors.npy", mmap_mode=None if preload else "r")
+            self.dense = DenseIndex.load(path / "dense.faiss")
+            self.lexical = LexicalIndex.load(path)
+        except FileNotFoundError as exc:
+            raise IndexCorruptError(f"index build {path} is incomplete: {exc.filename} missing") from exc
+        except (ValueError, OSError, RuntimeError) as exc:
+            raise IndexCorruptError(f"index build {path} is unreadable: {exc}") from exc
+        if self.manifest.get("format") != FORMAT:
+            raise IndexCorruptError(f"index build {path} has format {self.manifest.get('format')}, need {FORMAT}")
+        if self.manifest.get("model") != embedder.name:
+            raise IndexCorruptError(
+                f"index was built with model {self.manifest.get('model')!r}, "
+                f"but the embedder is {embedder.name!r}: rebuild it"
+            )
+        self.docs: list[dict] = data["docs"]
+        self.chunk_text: list[str] = data["chunks"]
+        self.chunk_passage = np.asarray(data["chunk_passage"], dtype=np.int64)
+        self.passage_doc = np.asarray(data["passage_doc"], dtype=np.int64)
+        self.doc_chunk_start = np.asarray(data["doc_chunk_start"], dtype=np.int64)
+        self.doc_passage_start = np.asarray(data["doc_passage_start"], dtype=np.int64)
+        self.passage_ids: list[str] = [p["id"] for d in self.docs for p in d["passages"]]
+        self.doc_row = {d["id"]: i for i, d in enumerate(self.docs)}
+        if len(self.vectors) != len(self.chunk_text) or len(self.dense) != len(self.chunk_text):
+            raise IndexCorruptError(f"index build {path}: vector and chunk counts differ")
+        self.calibration = Calibration.from_dict(self.manifest.get("calibration"))
+        self.fusion = Fusion.from_dict(self.manifest.get("fusion"))
+
+    def __len__(self) -> int:
+        return len(self.docs)
+
+    @property
+    def created(self) -> float:
+        return float(self.manifest.get("created", 0.0))
+
+    def doc_ids(self) -> list[str]:
+        return [d["id"] for d in self.docs]
+
+    def document_vectors(self, doc_id: str) -> np.ndarray:
+        """The chunk vectors of one document (for 'related' lookups)."""
+        row = self.doc_row[doc_id]
+        return np.asarray(self.vectors[self.doc_chunk_start[row] : self.doc_chunk_start[row + 1]])
+
+    # -- search ---------------------------------------------------------------------------
+
+    def search(
+        self,
+        query: str,
+        k: int = 10,
+        only: Iterable[str] | None = None,
+        vector: np.ndarray | None = None,
+        fusion: Fusion | None = None,
+        calibration: Calibration | None = None,
+    ) -> Results:
+        """Rank documents for a query; `only` restricts the result to those document ids."""
+        fusion = fusion or self.fusion
+        calibration = calibration or self.calibration
+        if not self.docs:
+            return Results(hits=(), answered=False, threshold=calibration.threshold)
+        qv = vector if vector is not None else self.embedder.encode_queries([query])[0]
+        allowed = None if only is None else {self.doc_row[d] for d in only if d in self.doc_row}
+        lex_scores, lex_matches = self.lexical.score_matches(query)
+        candidates = self._candidates(query, qv, allowed, lex_scores)
+        if not candidates:
+            return Results(hits=(), answered=False, threshold=calibration.threshold)
+        lex_scale = max(self.lexical.max_score(query), 1e-9)
+        query_terms = len(set(terms(query)))
+        wanted = max(query_terms, 1)
+        scored = []
+        for row in candidates:
+            c0, c1 = self.doc_chunk_start[row], self.doc_chunk_start[row + 1]
+            sims = np.asarray(self.vectors[c0:c1]) @ qv
+            p0, p1 = self.doc_passage_start[row], self.doc_passage_start[row + 1]
+            lex = lex_scores[p0:p1] / lex_scale
+            # best dense chunk per passage
+            per_passage = np.full(p1 - p0, -1.0, dtype=np.float32)
+            np.maximum.at(per_passage, self.chunk_passage[c0:c1] - p0, sims)
+            top = np.sort(sims)[::-1][: fusion.dense_top_n]
+            dense = float(top[0]) + fusion.dense_top_mean * float(top.mean())
+            lexical = float(lex.max()) if len(lex) else 0.0
+            passage_score = fusion.dense * per_passage + fusion.lexical * lex
+            best_passage = int(np.argmax(passage_score))
+            in_passage = np.flatnonzero(self.chunk_passage[c0:c1] - p0 == best_passage)
+            best_chunk = int(c0 + in_passage[np.argmax(sims[in_passage])]) if len(in_passage) else int(c0)
+            score = fusion.dense * dense + fusion.lexical * lexical
+            coverage = float(lex_matches[p0 + best_passage]) / wanted
+            scored.append((score, row, p0 + best_passage, best_chunk, dense, lexical, coverage))
+        scored.sort(key=lambda s: -s[0])
+        hits = []
+        for i, (score, row, prow, crow, dense, lexical, coverage) in enumerate(scored[:k]):
+            nxt = scored[i + 1] if i + 1 < len(scored) else None
+            features = {
+                "dense": dense,
+                "lexical": lexical,
+                "score": score,
+                "margin": score - (nxt[0] if nxt else 0.0),
+                "dense_margin": dense - (nxt[4] if nxt else 0.0),
+                "coverage": coverage,
+                "query_terms": float(min(query_terms, 10)) / 10.0,
+            }
+            hits.append(
+                Hit(
+                    doc_id=self.docs[row]["id"],
+                    passage_id=self.passage_ids[prow],
+                    score=float(score),
+                    confidence=calibration.confidence(features),
+                    dense=dense,
+                    lexical=lexical,
+                    chunk=self.chunk_text[crow],
+                    features=features,
+                )
+            )
+        answered = bool(hits) and hits[0].confidence >= calibration.threshold
+        return Results(hits=tuple(hits), answered=answered, threshold=calibration.threshold)
+
+    def _candidates(
+        self, query: str, qv: np.ndarray, allowed: set[int] | None, lex: np.ndarray
+    ) -> list[int]:
+        """Documents worth scoring exactly: the dense and lexical neighbourhoods of the query."""
+        if allowed is not None and len(allowed) <= 2000:
+            return sorted(allowed)
+        want = 200 if allowed is None else 1000
+        _, ids = self.dense.search(qv[None, :], want)
+        rows = set(int(self.passage_doc[self.chunk_passage[i]]) for i in ids[0] if i >= 0)
+        if lex.any():
+            top = np.argpartition(-lex, min(50, len(lex) - 1))[:50]
+            rows.update(int(self.passage_doc[p]) for p in top if lex[p] > 0)
+        if allowed is not None:
+            rows &= allowed
+        return sorted(rows)
+
+
+class IndexStore:
+    """An index root directory holding builds and the `current` link to the live one."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    @property
+    def current_link(self) -> Path:
+        return self.root / "current"
+
+    def current_path(self) -> Path:
+        """The live build directory, or IndexMissingError."""
+        link = self.current_link
+        if not link.is_symlink() and not link.exists():
+            raise IndexMissingError(f"no index in {self.root}: run `kb index` first")
+        target = link.resolve()
+        missing = [name for name in _FILES if not (target / name).exists()]
+        if missing:
+            raise IndexCorruptError(f"index build {target} is incomplete: missing {', '.join(missing)}")
+        return target
+
+    def version(self) -> str | None:
+        """A cheap token that changes whenever a new build goes live."""
+        try:
+            return os.readlink(self.current_link)
+        except OSError:
+            return None
+
+    def load(self, embedder: Embedder) -> Index:
+        return Index(self.current_path(), embedder)
+
+    def load_previous(self, embedder: Embedder) -> Index | None:
+        """The live build, or None if there is none or it cannot be reused."""
+        try:
+            return self.load(embedder)
+        except (IndexMissingError, IndexCorruptError):
+            return None
+
+    def build(
+        self,
+        documents: Sequence[Document],
+        embedder: Embedder,
+        calibration: Calibration | None = None,
+        fusion: Fusion | None = None,
+        dense_kind: str = "auto",
+        progress: Callable[[int], None] | None = None,
+        on_total: Callable[[int], None] | None = None,
+        extra: dict | None = None,
+        files: dict[str, str] | None = None,
+    ) -> BuildReport:
+        """Build a new index from documents, re-embedding only what changed, then swap it in."""
+        started = time.perf_counter()
+        previous = self.load_previous(embedder)
+        old_hashes: dict[str, str] = previous.manifest["docs"] if previous else {}
+        seen: set[str] = set()
+        for doc in documents:
+            if doc.id in seen:
+                raise ValueError(f"duplicate document id {doc.id!r}")
+            seen.add(doc.id)
+        hashes = {doc.id: document_hash(doc, embedder.name) for doc in documents}
+
+        all_units = [embedding_units(doc) for doc in documents]
+        fresh_docs = [
+            i for i, doc in enumerate(documents)
+            if previous is None or old_hashes.get(doc.id) != hashes[doc.id] or doc.id not in previous.doc_row
+        ]
+        texts = [u[2] for i in fresh_docs for u in all_units[i]]
+        if on_total:
+            on_total(len(texts))
+        fresh_vectors = embedder.encode_documents(texts, progress=progress)
+
+        dim = embedder.dim
+        vectors = np.zeros((sum(len(u) for u in all_units), dim), dtype=np.float32)
+        fresh_at = 0
+        fresh_set = set(fresh_docs)
+        chunk_text: list[str] = []
+        chunk_passage: list[int] = []
+        passage_doc: list[int] = []
+        doc_chunk_start = [0]
+        doc_passage_start = [0]
+        docs_out = []
+        for i, doc in enumerate(documents):
+            units = all_units[i]
+            start = doc_chunk_start[-1]
+            if i in fresh_set:
+                vectors[start : start + len(units)] = fresh_vectors[fresh_at : fresh_at + len(units)]
+                fresh_at += len(units)
+            else:
+                vectors[start : start + len(units)] = previous.document_vectors(doc.id)  # type: ignore[union-attr]
+            base = doc_passage_start[-1]
+            for number, shown, _ in units:
+                chunk_text.append(shown)
+                chunk_passage.append(base + number)
+            passage_doc.extend([i] * len(doc.passages))
+            doc_chunk_start.append(start + len(units))
+            doc_passage_start.append(base + len(doc.passages))
+            docs_out.append(asdict(doc))
+
+        passage_texts = [
+            " ".join([doc.title, *doc.aliases, p.heading, p.text])
+            for doc in documents for p in doc.passages
+        ]
+        name = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}-{time.time_ns() % 1_000_000:06d}"
+        builds = self.root / "builds"
+        target = builds / name
+        tmp = builds / (name + ".tmp")
+        tmp.mkdir(parents=True, exist_ok=False)
+        try:
+            np.save(tmp / "vectors.npy", vectors)
+            ids = np.arange(len(vectors), dtype=np.int64)
+            DenseIndex.build(vectors, ids, kind=dense_kind).save(tmp / "dense.faiss")
+            LexicalIndex.build(passage_texts).save(tmp)
+            (tmp / "docs.json").write_text(json.dumps({
+                "docs": docs_out,
+                "chunks": chunk_text,
+                "chunk_passage": chunk_passage,
+                "passage_doc": passage_doc,
+                "doc_chunk_start": doc_chunk_start,
+                "doc_passage_start": doc_passage_start,
+            }, ensure_ascii=False))
+            for fname, content in (files or {}).items():  # the caller's own data, swapped with the index
+                (tmp / Path(fname).name).write_text(content)
+            if calibration is None and previous is not None:
+                calibration = previous.calibration
+            if fusion is None and previous is not None:
+                fusion = previous.fusion
+            manifest = {
+                "format": FORMAT,
+                "chunking": CHUNKING,
+                "model": embedder.name,
+                "dim": dim,
+                "created": time.time(),
+                "dense_kind": dense_kind,
+                "counts": {"documents": len(documents), "passages": len(passage_doc), "chunks": len(vectors)},
+                "docs": hashes,
+                "calibration": (calibration or Calibration()).to_dict(),
+                "fusion": (fusion or Fusion()).to_dict(),
+                **(extra or {}),
+            }
+            # The manifest is written last: a build without one is incomplete by definition.
+            (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1))
+            _fsync_tree(tmp)
+            os.rename(tmp, target)
+            self._swap(target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        self._prune(keep=target)
+        removed = len(set(old_hashes) - set(hashes))
+        return BuildReport(
+            path=target,
+            documents=len(documents),
+            passages=len(passage_doc),
+            chunks=len(vectors),
+            embedded_documents=len(fresh_docs),
+            embedded_chunks=len(texts),
+            removed_documents=removed,
+            seconds=time.perf_counter() - started,
+        )
+
+    def _swap(self, target: Path) -> None:
+        link_tmp = self.root / f".current-{os.getpid()}-{time.time_ns()}"
+        os.symlink(os.path.relpath(target, self.root), link_tmp)
+        os.replace(link_tmp, self.current_link)  # atomic on POSIX
+        _fsync_dir(self.root)
+
+    def _prune(self, keep: Path, spare: int = 2) -> None:
+        """Remove old builds, keeping the live one and a few before it for readers in flight."""
+        builds = sorted(p for p in (self.root / "builds").iterdir() if p.is_dir())
+        old = [p for p in builds if p != keep and not p.name.endswith(".tmp")]
+        for path in old[:-spare] if spare else old:
+            shutil.rmtree(path, ignore_errors=True)
+        # leftovers of crashed builds older than a minute
+        for path in builds:
+            if path.name.endswith(".tmp") and time.time() - path.stat().st_mtime > 60:
+                shutil.rmtree(path, ignore_errors=True)
+
+
+def _fsync_tree(path: Path) -> None:
+    for child in path.iterdir():
+        with open(child, "rb") as fh:
+            os.fsync(fh.fileno())
+    _fsync_dir(path)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+__all__ = ["BuildReport", "Index", "IndexStore", "Passage", "document_hash", "embedding_units"]

@@ -1,0 +1,93 @@
+"""Exact terms: an Okapi BM25 index over stemmed English and Russian terms.
+
+Kept in memory as a sparse matrix: scoring a query is one sparse column slice and a sum.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from scipy import sparse
+
+from search.text import terms
+
+
+class LexicalIndex:
+    """BM25 (k1, b) over a list of texts addressed by row number."""
+
+    def __init__(self, matrix: sparse.csc_matrix, vocab: dict[str, int], idf: np.ndarray) -> None:
+        self._matrix = matrix  # rows: texts, columns: terms, values: BM25 term weights
+        self._vocab = vocab
+        self._idf = idf
+
+    @classmethod
+    def build(cls, texts: Sequence[str], k1: float = 1.2, b: float = 0.75) -> "LexicalIndex":
+        vocab: dict[str, int] = {}
+        rows, cols, tfs = [], [], []
+        lengths = np.zeros(len(texts), dtype=np.float32)
+        for row, text in enumerate(texts):
+            counts = Counter(terms(text))
+            lengths[row] = sum(counts.values())
+            for term, tf in counts.items():
+                col = vocab.setdefault(term, len(vocab))
+                rows.append(row)
+                cols.append(col)
+                tfs.append(tf)
+        n = max(len(texts), 1)
+        tf = np.asarray(tfs, dtype=np.float32)
+        avg = float(lengths.mean()) if len(texts) else 1.0
+        norm = k1 * (1 - b + b * lengths[np.asarray(rows, dtype=np.int64)] / max(avg, 1e-9))
+        weights = tf * (k1 + 1) / (tf + norm) if len(tf) else tf
+        matrix = sparse.csc_matrix(
+            (weights, (rows, cols)), shape=(len(texts), len(vocab)), dtype=np.float32
+        )
+        df = np.diff(matrix.indptr).astype(np.float32)
+        idf = np.log(1 + (n - df + 0.5) / (df + 0.5)).astype(np.float32)
+        return cls(matrix, vocab, idf)
+
+    def query_columns(self, query: str) -> tuple[np.ndarray, np.ndarray]:
+        """Return the matrix columns and idf weights of the query's known terms."""
+        counts = Counter(t for t in terms(query) if t in self._vocab)
+        cols = np.fromiter((self._vocab[t] for t in counts), dtype=np.int64)
+        weights = np.fromiter((self._idf[self._vocab[t]] for t in counts), dtype=np.float32)
+        return cols, weights
+
+    def score(self, query: str) -> np.ndarray:
+        """Return the BM25 score of every text for the query (zeros where nothing matches)."""
+        cols, weights = self.query_columns(query)
+        if not len(cols):
+            return np.zeros(self._matrix.shape[0], dtype=np.float32)
+        sub = self._matrix[:, cols]
+        return np.asarray(sub @ weights, dtype=np.float32).ravel()
+
+    def score_matches(self, query: str) -> tuple[np.ndarray, np.ndarray]:
+        """Return BM25 scores and the number of distinct query terms matched, for every text."""
+        cols, weights = self.query_columns(query)
+        n = self._matrix.shape[0]
+        if not len(cols):
+            return np.zeros(n, dtype=np.float32), np.zeros(n, dtype=np.int32)
+        sub = self._matrix[:, cols]
+        scores = np.asarray(sub @ weights, dtype=np.float32).ravel()
+        matches = np.asarray((sub > 0).sum(axis=1), dtype=np.int32).ravel()
+        return scores, matches
+
+    def max_score(self, query: str) -> float:
+        """An upper bound of the score any text could reach: used to scale scores to [0, 1]."""
+        _, weights = self.query_columns(query)
+        return float(weights.sum()) * 2.2  # (k1 + 1) is the most one term can contribute
+
+    def save(self, path: Path) -> None:
+        sparse.save_npz(path / "lexical.npz", self._matrix)
+        np.save(path / "lexical_idf.npy", self._idf)
+        (path / "lexical_vocab.json").write_text(json.dumps(self._vocab, ensure_ascii=False))
+
+    @classmethod
+    def load(cls, path: Path) -> "LexicalIndex":
+        matrix = sparse.load_npz(path / "lexical.npz").tocsc()
+        idf = np.load(path / "lexical_idf.npy")
+        vocab = json.loads((path / "lexical_vocab.json").read_text())
+        return cls(matrix, vocab, idf)
