@@ -1,0 +1,1 @@
+"""The web edge: Litestar app, JSON API, portal pages, widget and admin routes."""

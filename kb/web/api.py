@@ -1,0 +1,223 @@
+"""The versioned JSON API under /api/v1: suggest, articles, feedback, events, health."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from typing import Annotated, Any, Literal
+
+import msgspec
+from litestar import Request, Response, Router, get, post
+from litestar.datastructures import State
+from litestar.params import Parameter
+
+from kb.articles import SLUG, render
+from kb.desk import Desk, Suggestions
+from kb.errors import NotFoundError
+from kb.store import record_event, record_feedback
+
+Text = Annotated[str, msgspec.Meta(max_length=4000)]
+Short = Annotated[str, msgspec.Meta(max_length=200)]
+EVENT_TYPES = ("session_start", "request_settled", "suggestions_shown", "suggestion_opened",
+               "feedback", "ticket_started", "ticket_created", "article_view", "result_click")
+
+
+class Passage(msgspec.Struct):
+    text: str
+    highlights: list[tuple[int, int]]
+
+
+class SuggestionOut(msgspec.Struct):
+    slug: str
+    title: str
+    url: str
+    anchor: str
+    section: str
+    passage: Passage
+    confidence: float
+    locale: str
+
+
+class SuggestOut(msgspec.Struct):
+    request_id: str
+    query: str
+    locale: str
+    answered: bool
+    threshold: float
+    fallback: bool
+    suggestions: list[SuggestionOut]
+
+
+class FeedbackIn(msgspec.Struct, forbid_unknown_fields=False):
+    helpful: bool
+    request_id: Short = ""
+    slug: Short = ""
+    comment: Annotated[str, msgspec.Meta(max_length=2000)] = ""
+    session: Short = ""
+
+
+class EventIn(msgspec.Struct, forbid_unknown_fields=False):
+    session: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    type: Literal[EVENT_TYPES]  # type: ignore[valid-type]
+    data: dict[str, Any] = {}
+
+
+class Created(msgspec.Struct):
+    id: int
+    status: str = "recorded"
+
+
+def client_key(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def to_out(answer: Suggestions) -> SuggestOut:
+    return SuggestOut(
+        request_id=answer.request_id, query=answer.query, locale=answer.locale,
+        answered=answer.answered, threshold=answer.threshold, fallback=answer.fallback,
+        suggestions=[
+            SuggestionOut(slug=i.slug, title=i.title, url=i.url, anchor=i.anchor, section=i.section,
+                          passage=Passage(i.passage, list(i.highlights)), confidence=i.confidence, locale=i.locale)
+            for i in answer.items
+        ],
+    )
+
+
+@get("/suggest", sync_to_thread=True, cache_control=None)
+def suggest(
+    request: Request, state: State,
+    q: Annotated[str, Parameter(description="What the user typed")] = "",
+    limit: Annotated[int, Parameter(ge=1, le=10)] = 3,
+    locale: Annotated[str | None, Parameter(max_length=35)] = None,
+    session: Annotated[str, Parameter(max_length=100)] = "",
+) -> Response[SuggestOut]:
+    """Suggest up to `limit` passages that answer the request, with a calibrated confidence."""
+    settings = state["settings"]
+    state["limiter"].hit("suggest:" + client_key(request), settings.rate_suggest_per_minute, 60)
+    desk: Desk = state["desk"]
+    answer = desk.suggest(q, limit=limit, locale=locale or request.headers.get("accept-language"),
+                          session=session, kind="suggest", source="api")
+    return Response(to_out(answer), headers={"Cache-Control": "no-store"})
+
+
+class ArticleSummary(msgspec.Struct):
+    slug: str
+    title: str
+    category: str
+    locale: str
+    updated: str
+    url: str
+    tags: list[str]
+
+
+class ArticlePage(msgspec.Struct):
+    items: list[ArticleSummary]
+    page: int
+    per_page: int
+    total: int
+
+
+class SectionOut(msgspec.Struct):
+    anchor: str
+    heading: str
+    text: str
+
+
+class ArticleOut(msgspec.Struct):
+    slug: str
+    title: str
+    category: str
+    locale: str
+    updated: str
+    url: str
+    tags: list[str]
+    aliases: list[str]
+    html: str
+    passages: list[SectionOut]
+
+
+def summary(a) -> ArticleSummary:
+    return ArticleSummary(a.slug, a.title, a.category, a.locale, a.updated, f"/articles/{a.slug}", list(a.tags))
+
+
+@get("/articles", sync_to_thread=False, cache_control=None)
+def list_articles(
+    state: State,
+    page: Annotated[int, Parameter(ge=1, le=100_000)] = 1,
+    per_page: Annotated[int, Parameter(ge=1, le=100)] = 20,
+    locale: Annotated[str | None, Parameter(max_length=35)] = None,
+    category: Annotated[str | None, Parameter(max_length=100)] = None,
+) -> Response[ArticlePage]:
+    """Published articles, paged, optionally filtered by locale and category."""
+    items = state["desk"].articles(locale=locale, category=category)
+    start = (page - 1) * per_page
+    body = ArticlePage([summary(a) for a in items[start : start + per_page]], page, per_page, len(items))
+    return Response(body, headers={"Cache-Control": "public, max-age=60"})
+
+
+@get("/articles/{slug:str}", sync_to_thread=False)
+def get_article(state: State, slug: str) -> Response[ArticleOut]:
+    """One article: metadata, rendered safe HTML and its passages."""
+    if not SLUG.match(slug):
+        raise NotFoundError(f"No article called {slug!r}.")
+    a = state["desk"].article(slug)
+    body = ArticleOut(a.slug, a.title, a.category, a.locale, a.updated, f"/articles/{a.slug}", list(a.tags),
+                      list(a.aliases), render(a.body), [SectionOut(s.anchor, s.heading, s.text) for s in a.sections])
+    return Response(body, headers={"Cache-Control": "public, max-age=60"})
+
+
+@post("/feedback", sync_to_thread=True, status_code=201)
+def feedback(request: Request, state: State, data: FeedbackIn) -> Created:
+    """Record "Was this helpful?" for a suggestion (request_id) or an article (slug)."""
+    state["limiter"].hit("feedback:" + client_key(request), state["settings"].rate_suggest_per_minute, 60)
+    db = state["db"]
+    if not data.request_id and not data.slug:
+        from kb.errors import ValidationError
+
+        raise ValidationError([{"key": "slug", "message": "give a request_id or a slug"}])
+    if data.slug and not SLUG.match(data.slug):
+        raise NotFoundError(f"No article called {data.slug!r}.")
+    row = record_feedback(db, request_id=data.request_id, slug=data.slug, helpful=data.helpful,
+                          comment=data.comment.strip(), session=data.session,
+                          source="widget" if data.request_id else "article")
+    record_event(db, session=data.session, type="feedback", request_id=data.request_id, slug=data.slug,
+                 data={"helpful": data.helpful})
+    return Created(id=row)
+
+
+@post("/events", sync_to_thread=True, status_code=202)
+def events(request: Request, state: State, data: EventIn) -> Created:
+    """Record one widget funnel event (see the event schema in the README)."""
+    state["limiter"].hit("events:" + client_key(request), state["settings"].rate_suggest_per_minute * 2, 60)
+    payload = {k: v for k, v in data.data.items() if isinstance(k, str)}
+    encoded = msgspec.json.encode(payload)
+    if len(encoded) > 8000:
+        from kb.errors import ValidationError
+
+        raise ValidationError([{"key": "data", "message": "event data is too large (8000 bytes at most)"}])
+    row = record_event(state["db"], session=data.session, type=data.type,
+                       request_id=str(payload.get("request_id", ""))[:100], slug=str(payload.get("slug", ""))[:200],
+                       data=payload)
+    return Created(id=row, status="accepted")
+
+
+class Health(msgspec.Struct):
+    status: str
+    index_loaded: bool
+    articles: int
+    index_age_seconds: float
+    model: str
+
+
+@get("/healthz", sync_to_thread=False, cache_control=None)
+def healthz(state: State) -> Response[Health]:
+    """Whether the index is loaded, how many articles it holds and how old it is."""
+    desk: Desk = state["desk"]
+    library = desk.library
+    body = Health("ok", True, len(library.articles), round(time.time() - library.index.created, 1), desk.embedder.name)
+    return Response(body, headers={"Cache-Control": "no-store"})
+
+
+ROUTES = [Router(path="/api/v1", route_handlers=[suggest, list_articles, get_article, feedback, events, healthz])]
+
+__all__ = ["ROUTES", "asdict"]

@@ -1,0 +1,67 @@
+"""Shared fixtures: the real model (loaded once), the bundled KB indexed once, a test client."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTICLES = ROOT / "articles"
+EVAL_DIR = ROOT.parent / "shared" / "eval"
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    """The real embedding model, loaded once per test session."""
+    from kb.indexer import make_embedder
+    from kb.settings import Settings
+
+    return make_embedder(Settings.load(environ={}))
+
+
+@pytest.fixture(scope="session")
+def indexed_dir(tmp_path_factory, embedder) -> Path:
+    """A data directory with the bundled articles indexed (shared, treat as read-only)."""
+    from kb.indexer import index_directory
+    from kb.settings import Settings
+
+    data = tmp_path_factory.mktemp("kb-data")
+    index_directory(Settings.load(environ={}, articles=ARTICLES, data=data), embedder)
+    return data
+
+
+@pytest.fixture
+def data_dir(tmp_path, indexed_dir) -> Path:
+    """A private copy of the indexed data directory that a test may write to."""
+    target = tmp_path / "data"
+    shutil.copytree(indexed_dir, target, symlinks=True)
+    return target
+
+
+@pytest.fixture
+def settings(data_dir):
+    from kb.settings import Settings
+
+    return Settings.load(environ={}, articles=ARTICLES, data=data_dir, cors_origins=("http://allowed.example",))
+
+
+@pytest.fixture
+def services(settings, embedder):
+    from kb.web.app import build_services
+
+    state = build_services(settings, embedder=embedder)
+    yield state
+    state["db"].close()
+
+
+@pytest.fixture
+def client(settings, services):
+    """A Litestar TestClient over the full app with the bundled KB loaded."""
+    from litestar.testing import TestClient
+
+    from kb.web.app import create_app
+
+    with TestClient(create_app(settings, services=services)) as test_client:
+        yield test_client
