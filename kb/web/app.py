@@ -15,7 +15,6 @@ from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.openapi import OpenAPIConfig
-from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 from litestar.types import ASGIApp, Receive, Scope, Send
 
@@ -27,7 +26,6 @@ from kb.web.limits import RateLimiter
 
 log = logging.getLogger("kb")
 HERE = Path(__file__).parent
-WIDGET_DIR = HERE.parent.parent / "widget"
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -206,8 +204,6 @@ def create_app(
         max_age=3600,
     ) if settings.cors_origins else None
     handlers = list(routes.handlers())
-    if WIDGET_DIR.is_dir():
-        handlers.append(create_static_files_router(path="/widget/static", directories=[WIDGET_DIR], name="widget-static"))
     return Litestar(
         route_handlers=handlers,
         lifespan=[_lifespan(settings, services, extra_startup or [])],
