@@ -65,3 +65,61 @@ def client(settings, services):
 
     with TestClient(create_app(settings, services=services)) as test_client:
         yield test_client
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(data: Path, env_extra: dict[str, str] | None = None, port: int | None = None):
+    """Start `kb serve` as a real subprocess on a free port; return (process, base URL)."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    port = port or free_port()
+    env = {**os.environ, "KB_LOG_LEVEL": "warning", "KB_ARTICLES": str(ARTICLES), **(env_extra or {})}
+    log = open(data / f"server-{port}.log", "ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kb", "serve", "--port", str(port), "--data", str(data)],
+        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(ROOT),
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"kb serve exited with {proc.returncode}: {(data / f'server-{port}.log').read_text()[-2000:]}")
+        try:
+            if httpx.get(base + "/api/v1/healthz", timeout=2).status_code == 200:
+                return proc, base
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError("kb serve did not become healthy within 180 s")
+
+
+def stop_server(proc) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except Exception:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory, indexed_dir):
+    """A real `kb serve` subprocess over a private copy of the indexed bundled KB."""
+    data = tmp_path_factory.mktemp("live") / "data"
+    shutil.copytree(indexed_dir, data, symlinks=True)
+    proc, base = start_server(data, {"KB_RATE_SUGGEST_PER_MINUTE": "0", "KB_RATE_TICKETS_PER_HOUR": "0"})
+    yield base
+    stop_server(proc)
