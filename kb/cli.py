@@ -127,5 +127,231 @@ def serve(ctx: click.Context, host: str | None, port: int | None, data: Path | N
         raise click.ClickException(exc.message) from exc
 
 
+@main.group(invoke_without_command=True)
+@click.option("--status", type=click.Choice(["pending", "delivered", "failed", "stored"]), help="Only tickets in this delivery state.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--limit", default=200, show_default=True, help="Newest tickets to show.")
+@data_option
+@click.pass_context
+def tickets(ctx: click.Context, status: str | None, as_json: bool, limit: int, data: Path | None) -> None:
+    """List tickets with their delivery state per sink (webhook, email)."""
+    ctx.ensure_object(dict)["data"] = data
+    if ctx.invoked_subcommand is not None:
+        return
+    from kb.store import Database
+    from kb.tickets import list_tickets
+
+    settings = _settings(ctx, data=data)
+    rows = list_tickets(Database(settings.db_path), status=status, limit=limit)
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    if not rows:
+        click.echo("No tickets.")
+    for t in rows:
+        click.secho(f"{t['id']}  {t['created']}  {t['status']:<9}  {t['subject'][:60]}", bold=True)
+        for d in t["deliveries"]:
+            error = f"  last error: {d['last_error'][:100]}" if d["last_error"] and d["status"] != "delivered" else ""
+            click.echo(f"    {d['sink']:<8} {d['status']:<9} attempts {d['attempts']}{error}")
+
+
+@tickets.command("retry")
+@click.argument("ids", nargs=-1)
+@data_option
+@click.pass_context
+def tickets_retry(ctx: click.Context, ids: tuple[str, ...], data: Path | None) -> None:
+    """Make failed deliveries (or those of the given ticket or outbox IDs) pending and deliver now."""
+    from kb.outbox import deliver_all, retry
+    from kb.store import Database
+
+    settings = _settings(ctx, data=data or ctx.obj.get("data"))
+    db = Database(settings.db_path)
+    try:
+        reset = retry(db, list(ids) or None)
+        counts = deliver_all(db, settings)
+    except KbError as exc:
+        raise click.ClickException(exc.message) from exc
+    click.echo(f"{reset} deliveries reset; delivered {counts['delivered']}, will retry {counts['retrying']},"
+               f" failed {counts['failed']}, left for later {counts['released']}.")
+
+
+# -- staff, gaps and stats (kb/auth.py, kb/gaps.py, kb/board.py, kb/stats.py) ----------------
+
+
+def _db(settings: Settings):
+    from kb.store import Database
+
+    return Database(settings.db_path)
+
+
+def _desk(settings: Settings):
+    from kb.desk import Desk
+    from kb.indexer import make_embedder
+
+    desk = Desk(settings, make_embedder(settings), db=None)
+    try:
+        desk.load()
+    except KbError as exc:
+        raise click.ClickException(exc.message) from exc
+    return desk
+
+
+def _password(password_stdin: bool) -> str:
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+@main.group()
+def user() -> None:
+    """Manage staff accounts (writers and owners).
+
+    Writers see the gap board under /admin; owners also see the dashboard.
+    """
+
+
+@user.command("add")
+@click.argument("email")
+@click.option("--role", type=click.Choice(["writer", "owner"]), required=True, help="writer or owner.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
+@data_option
+@click.pass_context
+def user_add(ctx: click.Context, email: str, role: str, password_stdin: bool, data: Path | None) -> None:
+    """Create a staff user (argon2id password hash)."""
+    from kb.auth import add_user
+
+    try:
+        add_user(_db(_settings(ctx, data=data)), email, role, _password(password_stdin))
+    except KbError as exc:
+        raise click.ClickException(_message(exc)) from exc
+    click.echo(f"Added {role} {email.strip().lower()}.")
+
+
+@user.command("passwd")
+@click.argument("email")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
+@data_option
+@click.pass_context
+def user_passwd(ctx: click.Context, email: str, password_stdin: bool, data: Path | None) -> None:
+    """Change a staff user's password."""
+    from kb.auth import set_password
+
+    try:
+        set_password(_db(_settings(ctx, data=data)), email, _password(password_stdin))
+    except KbError as exc:
+        raise click.ClickException(_message(exc)) from exc
+    click.echo(f"Password changed for {email.strip().lower()}.")
+
+
+def _message(exc: KbError) -> str:
+    errors = getattr(exc, "errors", None)
+    return exc.message + ("".join(f"\n  {e['key']}: {e['message']}" for e in errors) if errors else "")
+
+
+@main.group(invoke_without_command=True)
+@click.option("--refresh", is_flag=True, help="Recompute the gaps from the misses first.")
+@click.option("--locale", help="Only gaps of this locale.")
+@click.option("--status", type=click.Choice(["open", "planned", "resolved", "dismissed"]), help="Only gaps with this status.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (as /api/v1/admin/gaps).")
+@data_option
+@click.pass_context
+def gaps(ctx: click.Context, refresh: bool, locale: str | None, status: str | None, as_json: bool, data: Path | None) -> None:
+    """List content gaps, ranked by impact.
+
+    What people asked that the KB did not answer, grouped by meaning (as /admin/gaps).
+    """
+    ctx.obj = {"data": data}
+    if ctx.invoked_subcommand:
+        return
+    from kb import board
+    from kb.gaps import last_refresh, refresh_gaps
+
+    settings = _settings(ctx, data=data)
+    db = _db(settings)
+    if refresh:
+        summary = refresh_gaps(db, settings, _desk(settings))
+        click.echo(f"Clustered {summary['misses']} misses into {summary['gaps']} gaps in {summary['seconds']}s.", err=True)
+    items = board.list_gaps(db, locale=locale, status=status)
+    if as_json:
+        click.echo(json.dumps({"refreshed": board.iso(last_refresh(db)), "gaps": [g.as_dict() for g in items]},
+                              ensure_ascii=False, indent=2))
+        return
+    for g in items:
+        d = g.as_dict()
+        replay = f"  replay {g.replay_before} -> {g.replay_after}/{g.replay_total}" if g.replay_after is not None else ""
+        click.secho(f"#{g.id} [{g.status}] {g.label}", bold=True)
+        click.echo(f"   impact {g.impact:.2f}, {g.size} misses, {g.sessions} sessions, {g.locale}, "
+                   f"{(d['first_seen'] or '')[:10]}..{(d['last_seen'] or '')[:10]}; terms: {', '.join(g.key_terms)}")
+        fix = f"improve {g.closest_slug}" if g.fix == "improve" else "write a new article"
+        click.echo(f"   closest {g.closest_slug or '-'} ({g.closest_confidence:.2f}): {fix}"
+                   + (f"; linked {g.linked_slug}" if g.linked_slug else "") + replay)
+    if not items:
+        click.echo("No gaps." + ("" if refresh else " (Run `kb gaps --refresh` to recompute.)"))
+
+
+@gaps.command("link")
+@click.argument("gap_id", type=int)
+@click.argument("slug")
+@click.pass_context
+def gaps_link(ctx: click.Context, gap_id: int, slug: str) -> None:
+    """Link a gap to an article (records "before")."""
+    from kb.board import link_gap
+
+    settings = _settings(ctx, data=ctx.obj["data"])
+    try:
+        gap = link_gap(_db(settings), _desk(settings), gap_id, slug)
+    except KbError as exc:
+        raise click.ClickException(_message(exc)) from exc
+    click.echo(f"Gap #{gap.id} linked to {gap.linked_slug}: {gap.replay_before}/{gap.replay_total} answered now.")
+
+
+@gaps.command("replay")
+@click.argument("gap_id", type=int)
+@click.pass_context
+def gaps_replay(ctx: click.Context, gap_id: int) -> None:
+    """Replay a gap against the current index."""
+    from kb.board import replay_gap
+
+    settings = _settings(ctx, data=ctx.obj["data"])
+    try:
+        gap = replay_gap(_db(settings), _desk(settings), gap_id)
+    except KbError as exc:
+        raise click.ClickException(_message(exc)) from exc
+    click.echo(f"Gap #{gap.id} ({gap.linked_slug}): {gap.replay_before} -> {gap.replay_after} of {gap.replay_total} answered.")
+
+
+@main.command()
+@click.option("--since", help="First day, YYYY-MM-DD (default: 29 days before --until).")
+@click.option("--until", help="Last day, YYYY-MM-DD, included (default: today, UTC).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (as /api/v1/admin/stats).")
+@data_option
+@click.pass_context
+def stats(ctx: click.Context, since: str | None, until: str | None, as_json: bool, data: Path | None) -> None:
+    """Print the deflection figures for a date range.
+
+    The same figures and definitions as /admin/dashboard and /api/v1/admin/stats.
+    """
+    import time
+
+    from kb import stats as metrics
+
+    settings = _settings(ctx, data=data)
+    try:
+        result = metrics.compute(_db(settings), settings, metrics.period(since, until), time.time())
+    except KbError as exc:
+        raise click.ClickException(_message(exc)) from exc
+    out = result.as_dict()
+    if as_json:
+        click.echo(json.dumps(out, ensure_ascii=False, indent=2))
+        return
+    click.secho(f"{out['since']} .. {out['until']} (UTC, inclusive)", bold=True)
+    for key, label in metrics.LABELS.items():
+        click.echo(f"{label:>24}: {out['display'][key]}")
+        click.secho(f"{'':>26}{out['definitions'][key]}", dim=True)
+    click.secho("Top requests", bold=True)
+    for r in out["top_requests"][:10]:
+        click.echo(f"  {r['count']:>5}  {r['answered_share'] * 100:>3.0f}% answered  {r['request']}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

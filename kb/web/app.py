@@ -189,6 +189,12 @@ def api_guard(allowed: tuple[str, ...]) -> Callable[[ASGIApp], ASGIApp]:
     return factory
 
 
+def _default_startup() -> list[Callable]:
+    from kb.outbox import start_outbox  # lazily: the outbox delivers stored tickets in the background
+
+    return [start_outbox]
+
+
 def create_app(
     settings: Settings,
     services: State | None = None,
@@ -206,7 +212,7 @@ def create_app(
     handlers = list(routes.handlers())
     return Litestar(
         route_handlers=handlers,
-        lifespan=[_lifespan(settings, services, extra_startup or [])],
+        lifespan=[_lifespan(settings, services, extra_startup if extra_startup is not None else _default_startup())],
         exception_handlers={Exception: handle_error},
         cors_config=cors,
         middleware=[security_headers, api_guard(settings.cors_origins)],

@@ -12,6 +12,7 @@ from kb.web.app import create_app
 
 def run(settings: Settings) -> None:
     """Serve the help center; with several workers each one loads the model and index."""
+    _check_startable(settings)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     options = dict(host=settings.host, port=settings.port, log_level=settings.log_level,
                    loop="uvloop", http="httptools", access_log=False, timeout_graceful_shutdown=5)
@@ -29,3 +30,20 @@ def run(settings: Settings) -> None:
 def app():
     """App factory for multi-worker runs."""
     return create_app(Settings.load())
+
+
+def _check_startable(settings: Settings) -> None:
+    """Refuse to start, with a clear message, when there is no index and nothing to build one from."""
+    from search.errors import SearchError
+    from search.index import IndexStore
+
+    from kb.errors import IndexUnavailableError
+
+    try:
+        IndexStore(settings.index_path).current_path()
+    except SearchError as exc:
+        if not settings.articles.is_dir():
+            raise IndexUnavailableError(
+                f"{exc}; and the articles directory {settings.articles} does not exist to build one from. "
+                "Run `kb index --articles DIR` or set KB_ARTICLES."
+            ) from exc

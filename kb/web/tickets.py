@@ -1,0 +1,47 @@
+"""POST /api/v1/tickets: store a ticket (committed before the 201) for delivery through the outbox."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Request, Router, post
+from litestar.datastructures import State
+from litestar.params import Body
+
+from kb.tickets import create_ticket
+from kb.web.api import client_key
+
+
+class TicketIn(msgspec.Struct, forbid_unknown_fields=False):
+    """Loosely typed on purpose: kb.tickets.validate reports every bad field at once (422)."""
+
+    name: Any = None
+    email: Any = None
+    subject: Any = None
+    body: Any = None
+    category: Any = None
+    locale: Any = None
+    session: Any = None
+    request_id: Any = None
+    website: Any = None  # honeypot: people never see it, bots fill it
+
+
+class TicketOut(msgspec.Struct):
+    id: str
+    status: str
+    created: str
+    transcript_requests: int
+    transcript: dict[str, list[dict[str, Any]]]
+
+
+@post("/tickets", sync_to_thread=True, status_code=201)
+def submit_ticket(request: Request, state: State, data: Annotated[TicketIn, Body(title="Ticket")]) -> TicketOut:
+    """Create a ticket with the session's transcript; 422 lists every invalid field, 429 past the limit."""
+    fields = {f: getattr(data, f) for f in data.__struct_fields__}
+    ticket = create_ticket(state["db"], state["settings"], fields, client_key(request), limiter=state["limiter"])
+    return TicketOut(ticket["id"], ticket["status"], ticket["created"], ticket["transcript_requests"],
+                     ticket["transcript"])
+
+
+ROUTES = [Router(path="/api/v1", route_handlers=[submit_ticket])]

@@ -1,0 +1,173 @@
+"""POST /api/v1/tickets and kb.tickets: validation, honeypot, rate limit, transcript, durability."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sqlite3
+
+import pytest
+
+from kb.errors import RateLimitedError, ValidationError
+from kb.tickets import create_ticket, ensure_schema, get_ticket
+from kb.web.limits import RateLimiter
+
+GOOD = {"name": "Ann Lee", "email": "ann.lee@example.com", "subject": "Outlook keeps asking for my password",
+        "body": "Since this morning Outlook asks for my password every few minutes.", "category": "email",
+        "locale": "en", "session": "sess-1"}
+
+
+def rows(settings, sql: str, params=()) -> list[sqlite3.Row]:
+    """Read through a fresh connection: what is committed, not what a cached connection saw."""
+    conn = sqlite3.connect(settings.db_path)
+    conn.row_factory = sqlite3.Row
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+def post(client, **changes):
+    return client.post("/api/v1/tickets", json={**GOOD, **changes})
+
+
+def test_ticket_is_committed_before_the_201(client, settings):
+    r = post(client)
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert re.fullmatch(r"T-[A-Z2-7]{10}", body["id"])
+    assert body["status"] == "stored"  # no sink configured in these settings
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", body["created"])
+    [row] = rows(settings, "SELECT * FROM tickets WHERE id = ?", (body["id"],))
+    assert (row["name"], row["email"], row["subject"], row["category"]) == (
+        GOOD["name"], GOOD["email"], GOOD["subject"], "email")
+    assert row["body"] == GOOD["body"] and row["session"] == "sess-1"
+    assert re.fullmatch(r"[0-9a-f-]{36}", row["idempotency_key"])
+    assert re.fullmatch(r"[0-9a-f]{64}", row["ip_hash"])
+    assert row["ip_hash"] != hashlib.sha256(b"testclient").hexdigest()
+    assert "testclient" not in json.dumps(dict(row))  # the raw client address is never stored
+    [event] = rows(settings, "SELECT * FROM events WHERE type = 'ticket_created'")
+    assert json.loads(event["data"]) == {"ticket_id": body["id"]} and event["session"] == "sess-1"
+
+
+def test_transcript_holds_what_the_session_typed_and_rejected(client, settings):
+    first = client.get("/api/v1/suggest", params={"q": "outlook keeps asking for my password", "session": "S"}).json()
+    second = client.get("/api/v1/suggest", params={"q": "vpn error 809", "session": "S"}).json()
+    client.get("/api/v1/suggest", params={"q": "printer jam", "session": "someone-else"})
+    slug = first["suggestions"][0]["slug"]
+    client.post("/api/v1/events", json={"session": "S", "type": "suggestion_opened",
+                                        "data": {"request_id": first["request_id"], "slug": slug}})
+    client.post("/api/v1/feedback", json={"helpful": False, "request_id": first["request_id"], "slug": slug,
+                                          "session": "S"})
+    r = post(client, session="S", request_id=second["request_id"])
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["transcript_requests"] == 2
+    queries = [q["query"] for q in body["transcript"]["requests"]]
+    assert queries == ["outlook keeps asking for my password", "vpn error 809"]
+    shown = body["transcript"]["requests"][0]["results"]
+    assert [s["slug"] for s in shown] == [s["slug"] for s in first["suggestions"]]
+    assert all(0 <= s["confidence"] <= 1 for s in shown)
+    events = [(e["type"], e["slug"]) for e in body["transcript"]["events"]]
+    assert ("suggestion_opened", slug) in events and ("feedback", slug) in events
+    assert [e["data"] for e in body["transcript"]["events"] if e["type"] == "feedback"] == [{"helpful": False}]
+    [row] = rows(settings, "SELECT transcript FROM tickets WHERE id = ?", (body["id"],))
+    stored = json.loads(row["transcript"])
+    assert [q["query"] for q in stored["requests"]] == queries
+    assert "printer jam" not in row["transcript"]
+
+
+def test_no_session_means_an_empty_transcript(client):
+    client.get("/api/v1/suggest", params={"q": "vpn error 809"})  # recorded with session ""
+    r = post(client, session="")
+    assert r.status_code == 201 and r.json()["transcript_requests"] == 0
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("name", "", "enter your name"),
+    ("name", "x" * 201, "at most 200"),
+    ("email", "not-an-email", "valid email"),
+    ("email", "ann@example.com\r\nBcc: evil@example.com", "valid email"),
+    ("email", "Ann <ann@example.com>", "valid email"),
+    ("email", "a" * 245 + "@example.com", "valid email"),
+    ("subject", "", "enter a subject"),
+    ("subject", "s" * 201, "at most 200"),
+    ("subject", "Help\r\nBcc: evil@example.com", "one line"),
+    ("subject", "Help\u202eevil", "one line"),
+    ("body", "   ", "describe"),
+    ("body", "x" * 20_001, "at most 20,000"),
+    ("body", "nul\x00byte", "control"),
+    ("category", "Not A Slug!", "unknown category"),
+    ("category", "c" * 51, "unknown category"),
+    ("locale", "english please", "language tag"),
+    ("session", "s" * 101, "at most 100"),
+    ("request_id", "r_1; DROP TABLE tickets", "at most 100"),
+    ("name", 42, "must be text"),
+])
+def test_each_bad_field_is_a_422_naming_it(client, settings, field, value, message):
+    r = post(client, **{field: value})
+    assert r.status_code == 422, r.text
+    extra = r.json()["extra"]
+    assert [e["key"] for e in extra] == [field]
+    assert message in extra[0]["message"]
+    ensure_schema(client.app.state["db"])
+    assert rows(settings, "SELECT count(*) AS n FROM tickets")[0]["n"] == 0
+
+
+def test_all_bad_fields_are_listed_at_once(client):
+    r = client.post("/api/v1/tickets", json={"email": "nope", "subject": "a\nb", "body": "x" * 20_001})
+    assert r.status_code == 422
+    assert sorted(e["key"] for e in r.json()["extra"]) == ["body", "email", "name", "subject"]
+
+
+def test_limits_are_inclusive(client):
+    r = post(client, name="n" * 200, subject="s" * 200, body="b" * 20_000, category="c" * 50,
+             session="s" * 100, email="a" * 64 + "@" + "d" * 63 + ".example.com")
+    assert r.status_code == 201, r.text
+
+
+def test_unicode_and_crlf_bodies_are_kept(client, settings):
+    r = post(client, name="Анна Ли", subject="Не работает VPN", body="строка 1\r\nстрока 2\tконец", locale="ru")
+    assert r.status_code == 201, r.text
+    [row] = rows(settings, "SELECT name, body, locale FROM tickets")
+    assert tuple(row) == ("Анна Ли", "строка 1\nстрока 2\tконец", "ru")
+
+
+def test_honeypot_pretends_success_and_stores_nothing(client, settings):
+    r = post(client, website="http://spam.example")
+    assert r.status_code == 201
+    assert re.fullmatch(r"T-[A-Z2-7]{10}", r.json()["id"]) and r.json()["status"] == "stored"
+    ensure_schema(client.app.state["db"])
+    assert rows(settings, "SELECT count(*) AS n FROM tickets")[0]["n"] == 0
+    assert rows(settings, "SELECT count(*) AS n FROM events WHERE type = 'ticket_created'")[0]["n"] == 0
+    assert post(client, website="").status_code == 201
+    assert rows(settings, "SELECT count(*) AS n FROM tickets")[0]["n"] == 1
+
+
+def test_rate_limit_per_ip_is_a_429(client, settings):
+    limit = settings.rate_tickets_per_hour
+    codes = [post(client, subject=f"ticket {n}").status_code for n in range(limit)]
+    assert codes == [201] * limit
+    r = post(client)
+    assert r.status_code == 429 and int(r.headers["retry-after"]) > 0
+    assert rows(settings, "SELECT count(*) AS n FROM tickets")[0]["n"] == limit
+
+
+def test_create_ticket_library_api(services, settings):
+    db, limiter = services["db"], RateLimiter()
+    one = settings.replace(rate_tickets_per_hour=1)
+    ticket = create_ticket(db, one, {**GOOD, "email": "Ann@EXAMPLE.com"}, "10.0.0.1", limiter=limiter)
+    assert ticket["email"] == "Ann@example.com"  # the domain is case-insensitive, the local part is not
+    assert get_ticket(db, ticket["id"])["idempotency_key"] == ticket["idempotency_key"]
+    with pytest.raises(RateLimitedError):
+        create_ticket(db, one, GOOD, "10.0.0.1", limiter=limiter)
+    create_ticket(db, one, GOOD, "10.0.0.2", limiter=limiter)  # another address has its own budget
+    with pytest.raises(ValidationError) as info:
+        create_ticket(db, settings, {}, "10.0.0.3")
+    assert sorted(e["key"] for e in info.value.errors) == ["body", "email", "name", "subject"]
+
+
+def test_tickets_need_a_json_body(client):
+    r = client.post("/api/v1/tickets", content="name=Ann", headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 415
