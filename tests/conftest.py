@@ -75,7 +75,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(data: Path, env_extra: dict[str, str] | None = None, port: int | None = None):
+def start_server(data: Path, env_extra: dict[str, str] | None = None, port: int | None = None, timeout: float = 600):
     """Start `kb serve` as a real subprocess on a free port; return (process, base URL)."""
     import os
     import subprocess
@@ -92,7 +92,7 @@ def start_server(data: Path, env_extra: dict[str, str] | None = None, port: int 
         env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(ROOT),
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 180
+    deadline = time.time() + timeout  # a first start may index every article
     while time.time() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"kb serve exited with {proc.returncode}: {(data / f'server-{port}.log').read_text()[-2000:]}")
@@ -103,7 +103,7 @@ def start_server(data: Path, env_extra: dict[str, str] | None = None, port: int 
             pass
         time.sleep(0.3)
     proc.kill()
-    raise RuntimeError("kb serve did not become healthy within 180 s")
+    raise RuntimeError(f"kb serve did not become healthy within {timeout:.0f} s")
 
 
 def stop_server(proc) -> None:
