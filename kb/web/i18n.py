@@ -25,11 +25,11 @@ CATEGORIES = {
 
 STRINGS: dict[str, dict[str, str]] = {
     "en": {
-        "site": "Help center", "skip": "Skip to content", "language": "Language",
+        "site": "Help center", "breadcrumb": "Breadcrumb", "skip": "Skip to content", "language": "Language",
         "search_label": "Search the help center", "search_placeholder": "Describe your problem, e.g. VPN error 809",
         "search_button": "Search", "hero": "How can we help?",
         "hero_sub": "Search the knowledge base or browse a category.",
-        "categories": "Browse by category", "recent": "Recently updated", "articles_count": "articles",
+        "categories": "Browse by category", "recent": "Recently updated",
         "contact_link": "Contact the service desk", "home": "Home",
         "updated": "Updated", "tags": "Tags", "toc": "On this page", "related": "Related articles",
         "helpful": "Was this helpful?", "yes": "Yes", "no": "No", "send": "Send",
@@ -55,11 +55,11 @@ STRINGS: dict[str, dict[str, str]] = {
         "error_hint": "Try searching the help center instead.", "footer": "IT service desk knowledge base",
     },
     "ru": {
-        "site": "Центр помощи", "skip": "Перейти к содержимому", "language": "Язык",
+        "site": "Центр помощи", "breadcrumb": "Вы здесь", "skip": "Перейти к содержимому", "language": "Язык",
         "search_label": "Поиск по центру помощи", "search_placeholder": "Опишите проблему, например: ошибка VPN 809",
         "search_button": "Найти", "hero": "Чем мы можем помочь?",
         "hero_sub": "Найдите ответ в базе знаний или выберите раздел.",
-        "categories": "Разделы", "recent": "Недавно обновлённые", "articles_count": "статей",
+        "categories": "Разделы", "recent": "Недавно обновлённые",
         "contact_link": "Написать в службу поддержки", "home": "Главная",
         "updated": "Обновлено", "tags": "Теги", "toc": "Содержание", "related": "Похожие статьи",
         "helpful": "Статья помогла?", "yes": "Да", "no": "Нет", "send": "Отправить",
@@ -92,6 +92,19 @@ TITLES = {
            422: "Неверные данные", 429: "Слишком много запросов", 500: "Ошибка сервера", 503: "Сервис недоступен"},
 }
 
+# kb.tickets reports field errors in English; these are the Russian texts of the fixed ones.
+FIELD_ERRORS = {
+    "ru": {
+        "enter your name": "укажите имя", "at most 200 characters": "не больше 200 символов",
+        "enter your email address": "укажите адрес почты",
+        "enter a valid email address, like name@example.com": "укажите адрес почты, например name@example.com",
+        "enter a subject": "укажите тему", "describe your problem": "опишите проблему",
+        "must not contain control characters or line breaks": "без управляющих символов и переносов строк",
+        "must be one line without control characters": "одна строка без управляющих символов",
+        "must not contain control characters": "без управляющих символов",
+    },
+}
+
 _MONTHS = {
     "en": ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"),
     "ru": ("января", "февраля", "марта", "апреля", "мая", "июня", "июля", "августа", "сентября",
@@ -107,6 +120,26 @@ def strings(locale: str) -> dict[str, str]:
 def category_name(category: str, locale: str) -> str:
     """A human-readable category name; unknown categories are shown capitalised."""
     return CATEGORIES.get(locale, CATEGORIES["en"]).get(category) or category.replace("-", " ").capitalize()
+
+
+def count_articles(n: int, locale: str) -> str:
+    """'1 article', '3 articles'; Russian has three plural forms (1 статья, 3 статьи, 5 статей)."""
+    if locale == "ru":
+        tail = n % 100
+        word = "статья" if n % 10 == 1 and tail != 11 else "статьи" if 2 <= n % 10 <= 4 and not 12 <= tail <= 14 else "статей"
+        return f"{n} {word}"
+    return f"{n} article" + ("" if n == 1 else "s")
+
+
+def field_error(message: str, locale: str) -> str:
+    """A field error message in the locale when a translation is known."""
+    return FIELD_ERRORS.get(locale, {}).get(message, message)
+
+
+def category_order(category: str) -> tuple[int, str]:
+    """Sort key: the categories in their curated order, unknown ones last, alphabetically."""
+    order = list(CATEGORIES["en"])
+    return (order.index(category) if category in order else len(order), category)
 
 
 def language_name(locale: str) -> str:
