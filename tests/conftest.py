@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from servers import start_server, stop_server
+
 ROOT = Path(__file__).resolve().parents[1]
 ARTICLES = ROOT / "articles"
 EVAL_DIR = ROOT.parent / "shared" / "eval"
@@ -65,54 +67,6 @@ def client(settings, services):
 
     with TestClient(create_app(settings, services=services)) as test_client:
         yield test_client
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(data: Path, env_extra: dict[str, str] | None = None, port: int | None = None, timeout: float = 600):
-    """Start `kb serve` as a real subprocess on a free port; return (process, base URL)."""
-    import os
-    import subprocess
-    import sys
-    import time
-
-    import httpx
-
-    port = port or free_port()
-    env = {**os.environ, "KB_LOG_LEVEL": "warning", "KB_ARTICLES": str(ARTICLES), **(env_extra or {})}
-    log = open(data / f"server-{port}.log", "ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "kb", "serve", "--port", str(port), "--data", str(data)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(ROOT),
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + timeout  # a first start may index every article
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"kb serve exited with {proc.returncode}: {(data / f'server-{port}.log').read_text()[-2000:]}")
-        try:
-            if httpx.get(base + "/api/v1/healthz", timeout=2).status_code == 200:
-                return proc, base
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    proc.kill()
-    raise RuntimeError(f"kb serve did not become healthy within {timeout:.0f} s")
-
-
-def stop_server(proc) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except Exception:
-        proc.kill()
-        proc.wait()
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import ARTICLES, ROOT, free_port, start_server, stop_server
+from servers import ARTICLES, ROOT, free_port, start_server, stop_server
 
 pytestmark = pytest.mark.slow
 
