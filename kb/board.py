@@ -1,0 +1,206 @@
+"""The gap board: reading gaps (examples, trend) and closing the loop (link, replay, resolve).
+
+Replay runs every miss of a gap against the live index. A miss counts as answered when the
+linked article is among the top 3 hits with a confidence at or above the index's threshold.
+The figure at link time is ``replay_before``; ``replay_after`` is the latest replay. A gap can be
+resolved only once it has a replay figure taken after its current link.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from kb.articles import SLUG, load_dir
+
+from kb.errors import KbError, ValidationError
+from kb.gaps import DAY, KINDS, STATUSES, Miss, ensure_schema, get_raw
+from kb.store import Database
+
+REPLAY_TOP = 3
+
+
+class ReplayRequiredError(KbError):
+    """Replay the gap against the current index before marking it resolved."""
+
+    status_code = 409
+
+
+@dataclass(frozen=True)
+class Gap:
+    """A gap as the board shows it."""
+
+    id: int
+    label: str
+    key_terms: list[str]
+    status: str
+    locale: str
+    size: int
+    sessions: int
+    impact: float
+    first_seen: float
+    last_seen: float
+    closest_slug: str
+    closest_title: str
+    closest_confidence: float
+    linked_slug: str
+    replay_total: int | None
+    replay_before: int | None
+    replay_after: int | None
+    replayed_at: float | None
+    active: bool
+    fix: str  # "improve" the closest article (the index already answers the topic) or "write" one
+
+    def as_dict(self) -> dict:
+        """JSON-ready, with ISO dates."""
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        for k in ("first_seen", "last_seen", "replayed_at"):
+            out[k] = iso(out[k])
+        return out
+
+
+def iso(ts: float | None) -> str | None:
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds") if ts else None
+
+
+def _gap(row: dict) -> Gap:
+    return Gap(
+        id=row["id"], label=row["label"], key_terms=json.loads(row["key_terms"] or "[]"), status=row["status"],
+        locale=row["locale"], size=row["size"] or 0, sessions=row["sessions"] or 0, impact=row["impact"] or 0.0,
+        first_seen=row["first_seen"], last_seen=row["last_seen"], closest_slug=row["closest_slug"] or "",
+        closest_title=row["closest_title"] or "", closest_confidence=row["closest_confidence"] or 0.0,
+        linked_slug=row["linked_slug"] or "", replay_total=row["replay_total"], replay_before=row["replay_before"],
+        replay_after=row["replay_after"], replayed_at=row["replayed_at"], active=bool(row["active"]),
+        fix=row.get("fix") or "write",
+    )
+
+
+def list_gaps(db: Database, locale: str | None = None, status: str | None = None) -> list[Gap]:
+    """Gaps present in the latest refresh (or linked ones), by impact, optionally filtered."""
+    ensure_schema(db)
+    sql, params = "SELECT * FROM gaps WHERE (active = 1 OR linked_slug != '')", []
+    if locale:
+        sql, params = sql + " AND locale = ?", params + [locale]
+    if status:
+        if status not in STATUSES:
+            raise ValidationError([{"key": "status", "message": f"one of {', '.join(STATUSES)}"}])
+        sql, params = sql + " AND status = ?", params + [status]
+    return [_gap(dict(r)) for r in db.query(sql + " ORDER BY impact DESC, size DESC, id", params)]
+
+
+def get_gap(db: Database, gap_id: int) -> Gap:
+    """One gap; NotFoundError if there is none."""
+    return _gap(get_raw(db, gap_id))
+
+
+def examples(db: Database, gap_id: int, limit: int = 20) -> list[Miss]:
+    """Up to `limit` of the gap's misses, newest first, one per distinct text."""
+    ensure_schema(db)
+    rows = db.query("SELECT * FROM gap_misses WHERE gap_id = ? ORDER BY ts DESC", (gap_id,))
+    seen: set[str] = set()
+    out = []
+    for r in rows:
+        if r["text"].lower() not in seen and len(out) < limit:
+            seen.add(r["text"].lower())
+            out.append(Miss(r["miss_key"], r["kind"], r["text"], r["locale"], r["ts"], r["session"], r["comment"]))
+    return out
+
+
+def trend(db: Database, gap_id: int, days: int = 30, now: float | None = None) -> list[tuple[str, int]]:
+    """Misses per UTC day over the last `days` days, oldest first (zeros included)."""
+    ensure_schema(db)
+    today = datetime.fromtimestamp(now or time.time(), timezone.utc).date()
+    start = today - timedelta(days=days - 1)
+    since = datetime(start.year, start.month, start.day, tzinfo=timezone.utc).timestamp()
+    counts = {d: 0 for d in ((start + timedelta(days=i)).isoformat() for i in range(days))}
+    for r in db.query("SELECT ts FROM gap_misses WHERE gap_id = ? AND ts >= ?", (gap_id, since)):
+        day = datetime.fromtimestamp(r["ts"], timezone.utc).date().isoformat()
+        if day in counts:
+            counts[day] += 1
+    return list(counts.items())
+
+
+def replay_texts(desk, texts: list[str], slug: str) -> int:
+    """How many texts the live index now answers with `slug` confidently in its top 3."""
+    answered = 0
+    for text in texts:
+        results = desk.replay(text, k=REPLAY_TOP)
+        if any(h.doc_id == slug and h.confidence >= results.threshold for h in results.hits[:REPLAY_TOP]):
+            answered += 1
+    return answered
+
+
+def _texts(db: Database, gap_id: int) -> list[str]:
+    return [r["text"] for r in db.query("SELECT text FROM gap_misses WHERE gap_id = ?", (gap_id,))]
+
+
+def _awaiting_index(directory: Path, slug: str) -> bool:
+    """Whether a published article with this slug is written but not indexed yet."""
+    if not SLUG.match(slug) or not Path(directory).is_dir():
+        return False
+    return any(a.slug == slug and a.published for a in load_dir(Path(directory)).articles)
+
+
+def link_gap(db: Database, desk, gap_id: int, slug: str) -> Gap:
+    """Link a gap to an article and take the "before" figure against the live index.
+
+    The article may be in the live index (improve it) or written and published in the articles
+    directory but not indexed yet (the usual order: write, link, `kb index`, replay).
+    """
+    get_raw(db, gap_id)
+    slug = slug.strip()
+    if slug not in desk.library.articles and not _awaiting_index(desk.settings.articles, slug):
+        raise ValidationError([{"key": "slug", "message": f"no published article {slug!r}"}],
+                              message=f"No published article {slug!r} in the index or the articles directory.")
+    texts = _texts(db, gap_id)
+    before = replay_texts(desk, texts, slug)
+    db.execute(
+        "UPDATE gaps SET linked_slug = ?, linked_at = ?, replay_total = ?, replay_before = ?, replay_after = NULL,"
+        " replayed_at = NULL, status = CASE WHEN status = 'open' THEN 'planned' ELSE status END WHERE id = ?",
+        (slug, time.time(), len(texts), before, gap_id),
+    )
+    return get_gap(db, gap_id)
+
+
+def replay_gap(db: Database, desk, gap_id: int) -> Gap:
+    """Replay the gap's misses against the current index: the "after" figure."""
+    gap = get_gap(db, gap_id)
+    if not gap.linked_slug:
+        raise ValidationError([{"key": "slug", "message": "link the gap to an article first"}],
+                              message="Link the gap to an article before replaying it.")
+    texts = _texts(db, gap_id)
+    after = replay_texts(desk, texts, gap.linked_slug)
+    db.execute("UPDATE gaps SET replay_total = ?, replay_after = ?, replayed_at = ? WHERE id = ?",
+               (len(texts), after, time.time(), gap_id))
+    return get_gap(db, gap_id)
+
+
+def set_status(db: Database, gap_id: int, status: str) -> Gap:
+    """Move a gap to a status; resolved needs a replay figure taken after the current link."""
+    if status not in STATUSES:
+        raise ValidationError([{"key": "status", "message": f"one of {', '.join(STATUSES)}"}])
+    gap = get_gap(db, gap_id)
+    if status == "resolved" and (not gap.linked_slug or gap.replay_after is None):
+        raise ReplayRequiredError()
+    db.execute("UPDATE gaps SET status = ? WHERE id = ?", (status, gap_id))
+    return get_gap(db, gap_id)
+
+
+def export_rows(gaps: list[Gap]) -> tuple[list[str], list[list]]:
+    """The board as a table (header, rows) for CSV export."""
+    header = ["id", "label", "key_terms", "status", "locale", "size", "sessions", "impact", "first_seen",
+              "last_seen", "closest_slug", "closest_confidence", "fix", "linked_slug", "replay_total",
+              "replay_before", "replay_after", "replayed_at"]
+    rows = []
+    for g in gaps:
+        d = g.as_dict()
+        d["key_terms"] = " ".join(g.key_terms)
+        rows.append([d[h] for h in header])
+    return header, rows
+
+
+__all__ = ["Gap", "KINDS", "DAY", "list_gaps", "get_gap", "examples", "trend", "link_gap", "replay_gap",
+           "set_status", "replay_texts", "export_rows", "ReplayRequiredError"]

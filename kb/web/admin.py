@@ -1,0 +1,297 @@
+"""Staff pages: login, the writers' gap board, the owners' dashboard, CSV/SVG/JSON exports.
+
+Pages under /admin redirect anonymous visitors to the login form (303); the JSON under
+/api/v1/admin answers 401. Writers see the gap board, owners see it and the dashboard. Every
+POST form carries the session's csrf_token (403 without it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import logging
+import time
+from typing import Any
+
+from anyio import to_thread
+from litestar import Request, Response, Router, get, post
+from litestar.datastructures import Cookie, State
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, FromQuery
+from litestar.response import Redirect, Template
+
+from kb import auth, board, charts, gaps, stats
+from kb.auth import COOKIE, LOGIN_COOKIE, Staff
+from kb.board import ReplayRequiredError
+from kb.errors import AuthError, NotFoundError, ValidationError
+from kb.web.app import problem
+
+log = logging.getLogger("kb.admin")
+FORMULA = ("=", "+", "-", "@", "\t", "\r")
+StaffDep = NamedDependency[Staff]
+Form = NamedDependency[dict[str, str]]
+Query = FromQuery[str | None]
+SVG_HEADERS = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'", "Cache-Control": "no-store"}
+
+
+# -- identity -----------------------------------------------------------------------------------
+
+
+def _staff(request: Request, state: State) -> Staff | None:
+    return auth.load_session(state["db"], state["settings"], request.cookies.get(COOKIE))
+
+
+def any_staff(request: Request, state: State) -> Staff:
+    """Writers and owners."""
+    return auth.require_role(_staff(request, state), auth.ROLES)
+
+
+def owner_only(request: Request, state: State) -> Staff:
+    """Owners."""
+    return auth.require_role(_staff(request, state), ("owner",))
+
+
+async def posted(request: Request, staff: StaffDep) -> dict[str, str]:
+    """The form fields of a staff POST, after checking its CSRF token."""
+    form = await request.form()
+    data = {k: str(v) for k, v in form.items()}
+    auth.check_csrf(staff.csrf, data.get("csrf_token"))
+    return data
+
+
+def to_login(request: Request, exc: AuthError) -> Response:
+    """Anonymous visitors of a page go to the login form, then back."""
+    return Redirect("/admin/login", status_code=303, query_params={"next": request.url.path})
+
+
+async def start_scheduler(request: Request) -> None:
+    """Recompute the gaps every gap_refresh_minutes in the background (started on first use)."""
+    app = request.app
+    minutes = app.state["settings"].gap_refresh_minutes
+    if minutes > 0 and not app.state.get("gap_scheduler"):
+        task = asyncio.get_running_loop().create_task(_refresh_loop(app.state, minutes * 60))
+        app.state["gap_scheduler"] = task
+        app.state.setdefault("background_tasks", []).append(task)
+
+
+async def _refresh_loop(state: State, seconds: float) -> None:
+    while True:
+        last = await to_thread.run_sync(gaps.last_refresh, state["db"])
+        if last is None or time.time() - last >= seconds:
+            try:
+                await to_thread.run_sync(gaps.refresh_gaps, state["db"], state["settings"], state["desk"])
+            except Exception:  # keep the schedule alive; the board shows the last refresh time
+                log.exception("gap refresh failed")
+        await asyncio.sleep(seconds)
+
+
+def _page(name: str, staff: StaffDep, status: int = 200, **context: Any) -> Template:
+    return Template(template_name=f"admin/{name}.html", status_code=status,
+                    context={"staff": staff, "csrf": staff.csrf, **context})
+
+
+def _safe_next(value: str | None) -> str:
+    return value if value and value.startswith("/admin") and not value.startswith("//") else "/admin"
+
+
+# -- login --------------------------------------------------------------------------------------
+
+
+@get("/login", sync_to_thread=True)
+def login_form(request: Request, state: State, next: FromQuery[str] = "/admin") -> Template | Redirect:
+    """The login form (its CSRF token is bound to a short-lived nonce cookie)."""
+    if _staff(request, state):
+        return Redirect(_safe_next(next), status_code=303)
+    cookie, token = auth.login_nonce(state["settings"])
+    return _login_page(state, token, _safe_next(next), "", 200, cookie)
+
+
+def _login_page(state: State, token: str, next: str, error: str, status: int, nonce: str) -> Template:
+    cookies = [Cookie(key=LOGIN_COOKIE, value=nonce, path="/admin", httponly=True, samesite="strict",
+                      secure=state["settings"].secure_cookies, max_age=3600)]
+    return Template(template_name="admin/login.html", status_code=status, cookies=cookies,
+                    context={"csrf": token, "next": next, "error": error})
+
+
+@post("/login")
+async def login(request: Request, state: State) -> Template | Redirect:
+    """Check the credentials; on success issue a brand-new session (no fixation)."""
+    form = {k: str(v) for k, v in (await request.form()).items()}
+    settings, nonce = state["settings"], request.cookies.get(LOGIN_COOKIE)
+    auth.check_csrf(auth.login_token(settings, nonce), form.get("csrf_token"))
+    ip = request.client.host if request.client else "unknown"
+    try:
+        user_id = await to_thread.run_sync(auth.authenticate, state["db"], settings, state["limiter"],
+                                           form.get("email", ""), form.get("password", ""), ip)
+    except auth.LoginError as exc:
+        return _login_page(state, form["csrf_token"], _safe_next(form.get("next")), exc.message, 401, nonce or "")
+    value = await to_thread.run_sync(auth.start_session, state["db"], settings, user_id, request.cookies.get(COOKIE))
+    response = Redirect(_safe_next(form.get("next")), status_code=303, cookies=[_session_cookie(settings, value)])
+    response.delete_cookie(LOGIN_COOKIE, path="/admin")
+    return response
+
+
+def _session_cookie(settings, value: str) -> Cookie:
+    return Cookie(key=COOKIE, value=value, path="/", httponly=True, samesite="lax",
+                  secure=settings.secure_cookies, max_age=settings.admin_session_hours * 3600)
+
+
+@post("/logout", sync_to_thread=True, dependencies={"fields": Provide(posted)})
+def logout(request: Request, state: State, staff: StaffDep, fields: Form) -> Redirect:
+    """End the session server-side and drop the cookie."""
+    auth.end_session(state["db"], state["settings"], request.cookies.get(COOKIE))
+    response = Redirect("/admin/login", status_code=303)
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+@get("/", sync_to_thread=False)
+def home(staff: StaffDep) -> Redirect:
+    """Owners land on the dashboard, writers on the gap board."""
+    return Redirect("/admin/dashboard" if staff.is_owner else "/admin/gaps", status_code=303)
+
+
+# -- gap board ----------------------------------------------------------------------------------
+
+
+@get("/gaps", sync_to_thread=True)
+def gap_board(state: State, staff: StaffDep, locale: Query = None, status: Query = None) -> Template:
+    """Gaps ranked by impact, filterable by locale and status."""
+    items = board.list_gaps(state["db"], locale=locale or None, status=status or None)
+    return _page("gaps", staff, gaps=[g.as_dict() for g in items], locale=locale or "", status=status or "",
+                 statuses=gaps.STATUSES, locales=state["settings"].locales,
+                 refreshed=board.iso(gaps.last_refresh(state["db"])))
+
+
+@post("/gaps/refresh", sync_to_thread=True, dependencies={"fields": Provide(posted)})
+def gap_refresh(state: State, staff: StaffDep, fields: Form) -> Redirect:
+    """Recompute the gaps now."""
+    gaps.refresh_gaps(state["db"], state["settings"], state["desk"])
+    return Redirect("/admin/gaps", status_code=303)
+
+
+def _gap_page(state: State, staff: Staff, gap_id: int, error: str = "", status: int = 200) -> Template:
+    db = state["db"]
+    gap = board.get_gap(db, gap_id)
+    return _page("gap", staff, status, gap=gap.as_dict(), error=error, kinds=gaps.KINDS, statuses=gaps.STATUSES,
+                 examples=[{**m.__dict__, "when": board.iso(m.ts)} for m in board.examples(db, gap_id)])
+
+
+@get("/gaps/{gap_id:int}", sync_to_thread=True)
+def gap_detail(state: State, staff: StaffDep, gap_id: FromPath[int]) -> Template:
+    """One gap: examples, closest article, link, replay and status."""
+    return _gap_page(state, staff, gap_id)
+
+
+@post("/gaps/{gap_id:int}/{action:str}", sync_to_thread=True, dependencies={"fields": Provide(posted)})
+def gap_action(
+    state: State, staff: StaffDep, gap_id: FromPath[int], action: FromPath[str], fields: Form,
+) -> Template | Redirect:
+    """link (slug), replay, or status (open, planned, resolved = accept, dismissed)."""
+    db, desk = state["db"], state["desk"]
+    actions = {"link": lambda: board.link_gap(db, desk, gap_id, fields.get("slug", "")),
+               "replay": lambda: board.replay_gap(db, desk, gap_id),
+               "status": lambda: board.set_status(db, gap_id, fields.get("status", ""))}
+    if action not in actions:
+        raise NotFoundError(f"No action {action!r}.")
+    try:
+        actions[action]()
+    except (ValidationError, ReplayRequiredError) as exc:
+        return _gap_page(state, staff, gap_id, exc.message, exc.status_code)
+    return Redirect(f"/admin/gaps/{gap_id}", status_code=303)
+
+
+@get("/gaps/{gap_id:int}/trend.svg", sync_to_thread=True)
+def gap_trend(state: State, staff: StaffDep, gap_id: FromPath[int]) -> Response:
+    """The gap's misses per day over 30 days (SVG sparkline)."""
+    board.get_gap(state["db"], gap_id)
+    counts = [n for _, n in board.trend(state["db"], gap_id)]
+    return Response(charts.sparkline(counts), media_type="image/svg+xml", headers=SVG_HEADERS)
+
+
+@get("/gaps/export.csv", sync_to_thread=True)
+def gaps_csv(state: State, staff: StaffDep) -> Response:
+    """The whole board as CSV."""
+    header, rows = board.export_rows(board.list_gaps(state["db"]))
+    return _csv("gaps", header, rows)
+
+
+def csv_text(header: list[str], rows: list[list]) -> str:
+    """CSV with formula injection defused: text cells starting with = + - @ tab or CR get a quote."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow(["'" + c if isinstance(c, str) and c.startswith(FORMULA) else c for c in row])
+    return out.getvalue()
+
+
+def _csv(name: str, header: list[str], rows: list[list]) -> Response:
+    return Response(csv_text(header, rows), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{name}.csv"', "Cache-Control": "no-store"})
+
+
+# -- dashboard ----------------------------------------------------------------------------------
+
+
+def _stats(state: State, since: str | None, until: str | None) -> stats.Stats:
+    return stats.compute(state["db"], state["settings"], stats.period(since or None, until or None), time.time())
+
+
+@get("/dashboard", sync_to_thread=True)
+def dashboard(state: State, owner: StaffDep, since: Query = None, until: Query = None) -> Template:
+    """Deflection figures with their definitions, charts and tables for a date range."""
+    result = _stats(state, since, until)
+    query = f"since={result.period.start}&until={result.period.end}"
+    return _page("dashboard", owner, s=result.as_dict(), query=query, tables=list(stats.tables(result)),
+                 labels=stats.LABELS)
+
+
+@get("/dashboard/export/{name:str}", sync_to_thread=True)
+def dashboard_csv(
+    state: State, owner: StaffDep, name: FromPath[str], since: Query = None, until: Query = None,
+) -> Response:
+    """One dashboard table as CSV: figures, daily, funnel, top_requests or articles."""
+    table = stats.tables(_stats(state, since, until)).get(name.removesuffix(".csv"))
+    if table is None or not name.endswith(".csv"):
+        raise NotFoundError(f"No table {name!r}.")
+    return _csv(name.removesuffix(".csv"), *table)
+
+
+@get("/charts/{name:str}", sync_to_thread=True)
+def chart(state: State, owner: StaffDep, name: FromPath[str], since: Query = None, until: Query = None) -> Response:
+    """daily.svg or funnel.svg for the date range."""
+    draw = {"daily.svg": charts.daily, "funnel.svg": charts.funnel}.get(name)
+    if draw is None:
+        raise NotFoundError(f"No chart {name!r}.")
+    return Response(draw(_stats(state, since, until)), media_type="image/svg+xml", headers=SVG_HEADERS)
+
+
+# -- JSON ---------------------------------------------------------------------------------------
+
+
+@get("/stats", sync_to_thread=True, cache_control=None)
+def api_stats(state: State, owner: StaffDep, since: Query = None, until: Query = None) -> Response:
+    """Every dashboard figure, with definitions, as JSON."""
+    return Response(_stats(state, since, until).as_dict(), headers={"Cache-Control": "no-store"})
+
+
+@get("/gaps", sync_to_thread=True, cache_control=None)
+def api_gaps(state: State, staff: StaffDep, locale: Query = None, status: Query = None) -> Response:
+    """The gap board as JSON, ranked by impact."""
+    items = board.list_gaps(state["db"], locale=locale or None, status=status or None)
+    body = {"refreshed": board.iso(gaps.last_refresh(state["db"])), "gaps": [g.as_dict() for g in items]}
+    return Response(body, headers={"Cache-Control": "no-store"})
+
+
+_DEPS = {"staff": Provide(any_staff, sync_to_thread=True), "owner": Provide(owner_only, sync_to_thread=True)}
+PAGES = [login_form, login, logout, home, gap_board, gap_refresh, gap_detail, gap_action, gap_trend, gaps_csv,
+         dashboard, dashboard_csv, chart]
+ROUTES = [
+    Router(path="/admin", route_handlers=PAGES, dependencies=_DEPS, before_request=start_scheduler,
+           exception_handlers={AuthError: to_login}),
+    Router(path="/api/v1/admin", route_handlers=[api_stats, api_gaps], dependencies=_DEPS),
+]
+
+__all__ = ["ROUTES", "csv_text", "problem"]

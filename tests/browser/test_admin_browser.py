@@ -1,0 +1,156 @@
+"""Staff pages in headless Chromium against a real `kb serve`: log in, the dashboard and the gap
+board render (charts included, under the strict CSP), screenshots go to tests/artifacts/."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import urllib.error
+import urllib.request
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.browser
+PASSWORD = "correct horse battery"
+COFFEE = ["coffee machine broken", "the coffee machine on floor 3 is not working", "coffee maker out of order",
+          "espresso machine leaking water", "who fixes the coffee machine", "no coffee coming out of the machine"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return 0
+
+
+def _seed(data: Path, embedder) -> None:
+    """Two staff users, a few days of activity and the gaps computed from it."""
+    from kb import auth, gaps
+    from kb.desk import Desk
+    from kb.settings import Settings
+    from kb.store import Database, record_event
+
+    settings = Settings.load(environ={}, data=data, articles=ROOT / "articles")
+    db = Database(settings.db_path)
+    auth.add_user(db, "owner@example.com", "owner", PASSWORD)
+    auth.add_user(db, "writer@example.com", "writer", PASSWORD)
+    now = time.time()
+    for i, text in enumerate(COFFEE * 2):
+        ts = now - (i % 5) * 86400 - 60
+        db.execute("INSERT INTO requests (id, ts, kind, session, query, locale, answered, top_confidence, fallback,"
+                   " results, source) VALUES (?,?,?,?,?,'en',0,0.1,0,'[]','widget')", (f"r_c{i}", ts, "suggest", f"c{i}", text))
+    for i in range(6):
+        ts = now - i * 86400 - 3 * 86400
+        db.execute("INSERT INTO requests (id, ts, kind, session, query, locale, answered, top_confidence, fallback,"
+                   " results, source) VALUES (?,?,?,?,?,'en',1,0.9,0,'[]','widget')",
+                   (f"r_v{i}", ts, "suggest", f"v{i}", "vpn error 809"))
+        record_event(db, session=f"v{i}", type="suggestion_opened", request_id=f"r_v{i}", slug="vpn-error-codes", ts=ts + 5)
+    desk = Desk(settings, embedder, None)
+    desk.load()
+    gaps.refresh_gaps(db, settings, desk)
+    db.close()
+
+
+@pytest.fixture(scope="module")
+def admin_server(tmp_path_factory, indexed_dir, embedder) -> Iterator[str]:
+    """`python -m kb serve` on a free port over a copy of the indexed data dir, with staff users."""
+    data = tmp_path_factory.mktemp("admin-browser") / "data"
+    shutil.copytree(indexed_dir, data, symlinks=True)
+    _seed(data, embedder)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KB_")}
+    env.update(PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
+               KB_CONFIG=str(data / "no-kb.toml"), KB_ARTICLES=str(ROOT / "articles"), KB_GAP_REFRESH_MINUTES="0")
+    port = free_port()
+    log_path = data / "kb-serve.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "kb", "serve", "--port", str(port), "--data", str(data)],
+                                cwd=data, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 300
+        while _status(url + "/api/v1/healthz") != 200:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"kb serve did not start:\n{log_path.read_text(errors='replace')[-3000:]}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _login(page: Any, base: str, email: str) -> None:
+    page.goto(base + "/admin/login")
+    page.fill("#email", email)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_load_state()
+
+
+def _csp_errors(page: Any) -> list[str]:
+    errors: list[str] = []
+    page.on("console", lambda msg: errors.append(msg.text) if "Content Security Policy" in msg.text else None)
+    return errors
+
+
+def test_owner_logs_in_and_sees_dashboard_and_gap_board(admin_server, page, shot):
+    csp = _csp_errors(page)
+    page.goto(admin_server + "/admin/dashboard")
+    assert page.url.startswith(admin_server + "/admin/login?next=")  # anonymous: sent to the login form
+    shot("login")
+    page.fill("#email", "owner@example.com")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/admin/dashboard")
+    assert page.locator("#fig-requests").inner_text() == "18"
+    assert "sessions with at least one request" in page.content()
+    for img in page.locator("img.admin-chart").all():  # server-side SVG charts load under the CSP
+        assert img.evaluate("i => i.complete && i.naturalWidth > 0")
+    shot("dashboard")
+    page.click("nav.admin-nav >> text=Gap board")
+    page.wait_for_url("**/admin/gaps")
+    rows = page.locator("table.admin-table tbody tr")
+    assert rows.count() == 1 and "coffee" in rows.first.inner_text().lower()
+    assert page.locator("table.admin-table img").first.evaluate("i => i.complete && i.naturalWidth > 0")
+    shot("gaps")
+    rows.first.locator("a").first.click()
+    page.wait_for_load_state()
+    assert page.locator("h2", has_text="Example requests").is_visible()
+    page.fill("#slug", "no-such-article")
+    page.click("form[action$='/link'] button")
+    assert "No published article" in page.locator(".admin-error").inner_text()
+    shot("gap-detail")
+    assert csp == []
+
+
+def test_writer_sees_the_board_but_not_the_dashboard(admin_server, page, shot):
+    _login(page, admin_server, "writer@example.com")
+    assert page.url.endswith("/admin/gaps")
+    assert page.locator("nav.admin-nav >> text=Dashboard").count() == 0
+    response = page.goto(admin_server + "/admin/dashboard")
+    assert response.status == 403
+    shot("writer-forbidden")
+    page.goto(admin_server + "/admin/gaps")
+    page.click("text=Log out")
+    page.wait_for_url("**/admin/login")
+    assert page.goto(admin_server + "/admin/gaps").url.startswith(admin_server + "/admin/login")

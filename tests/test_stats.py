@@ -1,0 +1,209 @@
+"""Dashboard metrics over a known event log: exact values, implicit-window edges, exports."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import date, datetime, timezone
+
+import pytest
+
+from kb import charts, stats
+from kb.errors import ValidationError
+from kb.settings import Settings
+from kb.store import Database, record_event
+
+T0 = datetime(2026, 3, 2, 10, 0, tzinfo=timezone.utc).timestamp()
+LATE = datetime(2026, 3, 10, 22, 0, tzinfo=timezone.utc).timestamp()
+NOW = datetime(2026, 3, 11, 0, 0, tzinfo=timezone.utc).timestamp()
+DAY = 86400
+
+
+def request(db, rid, ts, session, query, answered, slug="vpn"):
+    results = json.dumps([{"slug": slug, "anchor": "", "confidence": 0.9}] if answered else [])
+    db.execute("INSERT INTO requests (id, ts, kind, session, query, locale, answered, top_confidence, fallback,"
+               " results, source) VALUES (?,?,?,?,?,'en',?,?,0,?,'api')",
+               (rid, ts, "suggest", session, query, int(answered), 0.9 if answered else 0.1, results))
+
+
+def feedback(db, ts, request_id, slug, helpful, session):
+    db.execute("INSERT INTO feedback (ts, request_id, slug, helpful, comment, session, source, query, locale)"
+               " VALUES (?,?,?,?,'',?,'widget','','en')", (ts, request_id, slug, int(helpful), session))
+    record_event(db, session=session, type="feedback", request_id=request_id, slug=slug, data={"helpful": helpful}, ts=ts)
+
+
+def ticket(db, tid, ts, session, email):
+    from kb.tickets import ensure_schema
+
+    ensure_schema(db)
+    db.execute("INSERT INTO tickets (id, ts, name, email, subject, body, category, locale, session, request_id,"
+               " transcript, idempotency_key, ip_hash, status) VALUES (?,?,'',?,'help','body','','en',?,'','{}',?,'','received')",
+               (tid, ts, email, session, tid))
+    record_event(db, session=session, type="ticket_created", ts=ts, data={"ticket": tid})
+
+
+def seed(db: Database) -> None:
+    """The log the expected figures below are worked out from by hand."""
+    request(db, "r0", T0 - 10 * DAY, "s0", "old request", True)  # before the period
+    # s1: opened, viewed and confirmed "Yes" -> explicit (vpn)
+    request(db, "r1", T0, "s1", "VPN error 809", True)
+    record_event(db, session="s1", type="suggestion_opened", request_id="r1", slug="vpn", ts=T0 + 10)
+    record_event(db, session="s1", type="article_view", request_id="r1", slug="vpn", ts=T0 + 15)
+    feedback(db, T0 + 20, "r1", "vpn", True, "s1")
+    # s2: clicked, ticket exactly 24 h after the click -> inside the window (inclusive): not deflected
+    request(db, "r2", T0, "s2", "printer offline", True, "printer")
+    record_event(db, session="s2", type="result_click", request_id="r2", slug="printer", ts=T0 + 5)
+    ticket(db, "t2", T0 + 5 + DAY, "s2", "b@example.com")
+    # s3: opened, ticket 24 h + 1 s after -> outside the window: implicit deflection (printer)
+    request(db, "r3", T0, "s3", "Printer offline", True, "printer")
+    record_event(db, session="s3", type="suggestion_opened", request_id="r3", slug="printer", ts=T0 + 5)
+    ticket(db, "t3", T0 + 5 + DAY + 1, "s3", "B@example.com")
+    # s4: no confident answer, then a ticket without an email
+    request(db, "r4", T0 + 100, "s4", "coffee machine", False)
+    ticket(db, "t4", T0 + 200, "s4", "")
+    # s5: answered, never opened
+    request(db, "r5", T0 + 100, "s5", "vpn  error 809?", True)
+    # s6: browsed an article without a request, said Yes: not a deflection of a request
+    record_event(db, session="s6", type="article_view", slug="vpn", ts=T0 + 300)
+    db.execute("INSERT INTO feedback (ts, request_id, slug, helpful, comment, session, source, query, locale)"
+               " VALUES (?, '', 'vpn', 1, '', 's6', 'article', '', 'en')", (T0 + 310,))
+    # s7: opened two hours before `now`: its window is still open -> pending
+    request(db, "r7", LATE, "s7", "wifi password", True, "wifi")
+    record_event(db, session="s7", type="suggestion_opened", request_id="r7", slug="wifi", ts=LATE + 60)
+    # a request without a session id counts as its own session
+    request(db, "r8", T0 + 300, "", "coffee machine.", False)
+
+
+@pytest.fixture
+def db(tmp_path):
+    database = Database(tmp_path / "kb.db")
+    seed(database)
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def span():
+    return stats.period("2026-03-01", "2026-03-10")
+
+
+def test_exact_figures(db, span):
+    result = stats.compute(db, Settings.load(environ={}), span, NOW)
+    assert result.figures == {
+        "requests": 7, "sessions_with_request": 7, "help_center_sessions": 8,
+        "explicit_deflections": 1, "implicit_deflections": 1, "pending_implicit": 1, "tickets": 3,
+        "deflection_rate": round(2 / 7, 4), "self_service_score": 4.0,  # 8 sessions / 2 ticket users
+        "unsuccessful_searches": 3, "unsuccessful_no_result": 2, "unsuccessful_no_click": 1,
+    }
+    assert result.funnel == [("Help-center sessions", 8), ("Sessions with a request", 7),
+                             ("Opened a suggestion", 4), ("Deflected", 2), ("Filed a ticket", 3)]
+
+
+def test_implicit_window_edges_and_setting(db, span):
+    # a window of 23 h: s2's ticket (24 h after) is now outside it, so s2 counts too
+    short = stats.compute(db, Settings.load(environ={}, implicit_window_hours=23), span, NOW)
+    assert short.figures["implicit_deflections"] == 2
+    # 48 h: both tickets fall inside the window; s7 is still pending
+    long = stats.compute(db, Settings.load(environ={}, implicit_window_hours=48), span, NOW)
+    assert (long.figures["implicit_deflections"], long.figures["pending_implicit"]) == (0, 1)
+    # once s7's window has closed without a ticket it is deflected
+    later = stats.compute(db, Settings.load(environ={}), span, LATE + 60 + DAY)
+    assert (later.figures["implicit_deflections"], later.figures["pending_implicit"]) == (2, 0)
+
+
+def test_daily_top_requests_and_articles(db, span):
+    result = stats.compute(db, Settings.load(environ={}), span, NOW)
+    days = {d["day"]: d for d in result.daily}
+    assert len(days) == 10
+    assert days["2026-03-02"] == {"day": "2026-03-02", "requests": 6, "deflections": 2, "tickets": 1}
+    assert days["2026-03-03"] == {"day": "2026-03-03", "requests": 0, "deflections": 0, "tickets": 2}
+    assert days["2026-03-10"]["requests"] == 1
+    assert result.top_requests == [
+        {"request": "coffee machine", "count": 2, "answered_share": 0.0},
+        {"request": "printer offline", "count": 2, "answered_share": 1.0},
+        {"request": "vpn error 809", "count": 2, "answered_share": 1.0},
+        {"request": "wifi password", "count": 1, "answered_share": 1.0},
+    ]
+    rows = {a["slug"]: a for a in result.articles}
+    assert rows["vpn"] == {"slug": "vpn", "views": 2, "yes": 2, "no": 0, "deflections": 1, "tickets_after_viewing": 0}
+    assert rows["printer"] == {"slug": "printer", "views": 0, "yes": 0, "no": 0, "deflections": 1,
+                               "tickets_after_viewing": 2}
+    assert rows["wifi"]["deflections"] == 0
+
+
+def test_period_bounds_are_whole_inclusive_utc_days():
+    p = stats.period("2026-03-01", "2026-03-01")
+    assert p.until - p.since == DAY and p.days() == ["2026-03-01"]
+    default = stats.period(today=date(2026, 3, 30))
+    assert (default.start, default.end) == (date(2026, 3, 1), date(2026, 3, 30))
+    for bad in (("2026-03-05", "2026-03-01"), ("yesterday", None)):
+        with pytest.raises(ValidationError):
+            stats.period(*bad)
+
+
+def test_empty_log_has_no_rates(tmp_path):
+    db = Database(tmp_path / "empty.db")
+    result = stats.compute(db, Settings.load(environ={}), stats.period("2026-03-01", "2026-03-02"), NOW)
+    assert result.figures["deflection_rate"] is None and result.figures["self_service_score"] is None
+    assert result.as_dict()["display"]["deflection_rate"] == "—"
+
+
+def test_display_definitions_and_exports(db, span):
+    result = stats.compute(db, Settings.load(environ={}), span, NOW)
+    out = result.as_dict()
+    assert out["display"]["deflection_rate"] == "28.6 %" and out["display"]["self_service_score"] == "4:1"
+    assert "24 h + 1 s" in out["definitions"]["implicit_deflections"]
+    assert set(stats.LABELS) <= set(out["definitions"])
+    tables = stats.tables(result)
+    assert set(tables) == {"figures", "daily", "funnel", "top_requests", "articles"}
+    for name in ("daily", "funnel"):
+        svg = getattr(charts, name)(result)
+        assert svg.lstrip().startswith(b"<?xml") and b"<svg" in svg and b"<script" not in svg
+
+
+def test_csv_defuses_formulas():
+    from kb.web.admin import csv_text
+
+    text = csv_text(["a", "b"], [["=HYPERLINK(\"http://x\")", 1], ["+1", "@SUM(A1)"], ["-2", "\tx"], ["ok", -3]])
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[1][0] == "'=HYPERLINK(\"http://x\")" and rows[1][1] == "1"
+    assert rows[2] == ["'+1", "'@SUM(A1)"] and rows[3] == ["'-2", "'\tx"] and rows[4] == ["ok", "-3"]
+
+
+def test_dashboard_page_json_csv_and_cli_show_the_same_figures(settings, services, tmp_path):
+    import re
+    import time
+
+    from click.testing import CliRunner
+    from litestar.testing import TestClient
+
+    from kb.auth import add_user
+    from kb.cli import main
+    from kb.web.app import create_app
+
+    settings = settings.replace(gap_refresh_minutes=0)
+    services["settings"] = settings
+    seed(services["db"])
+    add_user(services["db"], "owner@example.com", "owner", "correct horse battery")
+    query = {"since": "2026-03-01", "until": "2026-03-10"}
+    with TestClient(create_app(settings, services=services)) as client:
+        token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/admin/login").text).group(1)
+        client.post("/admin/login", data={"email": "owner@example.com", "password": "correct horse battery",
+                                          "csrf_token": token})
+        page = client.get("/admin/dashboard", params=query).text
+        api = client.get("/api/v1/admin/stats", params=query).json()
+        articles = client.get("/admin/dashboard/export/articles.csv", params=query).text
+        assert client.get("/api/v1/admin/stats", params={"since": "2026-03-10", "until": "2026-03-01"}).status_code == 422
+        assert client.get("/admin/dashboard/export/nope.csv").status_code == 404
+    expected = stats.compute(services["db"], settings, stats.period("2026-03-01", "2026-03-10"), time.time())
+    assert api["figures"] == expected.figures and api["figures"]["implicit_deflections"] == 2  # s7's window closed
+    assert 'id="fig-deflection_rate">42.9 %<' in page and "(explicit + implicit deflections) / sessions" in page
+    assert "/admin/charts/daily.svg?since=2026-03-01&amp;until=2026-03-10" in page
+    assert "printer,0,0,0,1,2" in articles.replace("\r", "")
+    result = CliRunner().invoke(main, ["stats", "--json", "--data", str(settings.data), *sum(
+        (["--" + k, v] for k, v in query.items()), [])])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["figures"] == expected.figures
+    text = CliRunner().invoke(main, ["stats", "--data", str(settings.data), "--since", "2026-03-01", "--until", "2026-03-10"])
+    assert "Deflection rate: 42.9 %" in text.output and "Self-service score: 4:1" in text.output
