@@ -112,6 +112,10 @@ class Settings:
             problems.append(f"max_query_chars must be positive, not {self.max_query_chars}")
         if self.default_locale not in self.locales:
             problems.append(f"default_locale {self.default_locale!r} is not one of locales ({', '.join(self.locales)})")
+        if self.gap_min_misses < 2:
+            problems.append(f"gap_min_misses must be at least 2, not {self.gap_min_misses}")
+        if not 0.0 < self.gap_similarity < 1.0:
+            problems.append(f"gap_similarity must be between 0 and 1, not {self.gap_similarity}")
         if problems:
             raise SettingsError("invalid setting: " + "; ".join(problems))
 
