@@ -2,53 +2,54 @@
  * Docs: widget/README.md. Budget: 10 KB gzipped (tests/test_widget_size.py). */
 (function () {
   'use strict';
-  var W = window, D = document;
+  const W = window, D = document;
   // Included twice, or the name is taken: the first definition wins and this copy does nothing.
   if (!W.customElements || W.customElements.get('kb-widget')) return;
 
   // document.currentScript is only set while this script first runs, so capture it now.
-  var ME = D.currentScript, ORIGIN = location.origin, NONCE = '';
+  const ME = D.currentScript;
+  let ORIGIN = location.origin, NONCE = '', SID = '', SHEET = null;
   try {
     if (ME && ME.src) ORIGIN = new URL(ME.src, location.href).origin;
     NONCE = ME ? ME.nonce || ME.getAttribute('nonce') || ME.dataset.nonce || '' : '';
   } catch (e) { /* keep the page origin */ }
 
-  var KEY = 'kb-session', DEBOUNCE = 250, SID = '', SHEET = null;
-  var I18N = {
+  const KEY = 'kb-session', DEBOUNCE = 250;
+  const I18N = {
     en: {
       help: 'Help', title: 'How can we help?', label: 'Describe your problem',
       ph: 'e.g. Outlook keeps asking for my password', close: 'Close', list: 'Suggested articles',
       one: '1 suggestion', n: '{n} suggestions', none: 'No matching articles',
-      noMatch: 'No article matches your request. Send it to the service desk and we will get back to you.',
+      noMatch: 'No article matches your request. Send it to us and we will reply.',
       full: 'Read the full article', ask: 'Did this solve your problem?',
-      yes: 'Yes, this solved it', no: 'No, I still need help', thanks: 'Great! Thank you for letting us know.',
+      yes: 'Yes, this solved it', no: 'No, I still need help', thanks: 'Great, thank you!',
       contact: 'Contact us', still: 'I still need help',
       name: 'Name', email: 'Email', subject: 'Subject', body: 'Description', category: 'Category (optional)',
       send: 'Send request', sending: 'Sending…', fix: 'Please correct the marked fields.',
-      done: 'Thank you. Your request {id} has been received; we will reply by email.',
-      err: 'Something went wrong and your request was not sent. Please try again.',
-      net: 'The help desk cannot be reached right now. Please try again later.',
-      slow: 'Too many requests. Please wait a minute and try again.'
+      done: 'Request {id} received. We will reply by email.',
+      err: 'Your request was not sent. Please try again.',
+      net: 'The help desk is unreachable. Please try again later.',
+      slow: 'Too many requests. Please wait a minute.'
     },
     ru: {
       help: 'Помощь', title: 'Чем вам помочь?', label: 'Опишите проблему',
-      ph: 'Например: Outlook постоянно спрашивает пароль', close: 'Закрыть', list: 'Подходящие статьи',
+      ph: 'Например: Outlook всё время просит пароль', close: 'Закрыть', list: 'Подходящие статьи',
       one: 'Найдена 1 подсказка', n: 'Найдено подсказок: {n}', none: 'Подходящих статей нет',
-      noMatch: 'Ни одна статья не подходит к вашему запросу. Отправьте его в службу поддержки, и мы ответим вам.',
+      noMatch: 'Подходящей статьи нет. Отправьте запрос нам, и мы ответим.',
       full: 'Открыть статью целиком', ask: 'Это решило вашу проблему?',
-      yes: 'Да, помогло', no: 'Нет, мне всё ещё нужна помощь', thanks: 'Отлично! Спасибо, что сообщили.',
-      contact: 'Связаться с поддержкой', still: 'Мне всё ещё нужна помощь',
+      yes: 'Да, помогло', no: 'Нет, мне всё ещё нужна помощь', thanks: 'Отлично, спасибо!',
+      contact: 'Написать нам', still: 'Мне всё ещё нужна помощь',
       name: 'Имя', email: 'Эл. почта', subject: 'Тема', body: 'Описание', category: 'Категория (необязательно)',
       send: 'Отправить заявку', sending: 'Отправка…', fix: 'Исправьте отмеченные поля.',
-      done: 'Спасибо. Заявка {id} принята, мы ответим по электронной почте.',
-      err: 'Что-то пошло не так, заявка не отправлена. Попробуйте ещё раз.',
-      net: 'Служба поддержки сейчас недоступна. Попробуйте позже.',
-      slow: 'Слишком много запросов. Подождите минуту и попробуйте снова.'
+      done: 'Заявка {id} принята. Мы ответим по почте.',
+      err: 'Заявка не отправлена. Попробуйте ещё раз.',
+      net: 'Поддержка недоступна. Попробуйте позже.',
+      slow: 'Слишком много запросов. Подождите минуту.'
     }
   };
 
   // The host page cannot reach into the shadow root; `.r` resets what it could inherit.
-  var CSS = ':host{all:initial;display:block}:host([hidden]){display:none}' +
+  const CSS = ':host{all:initial;display:block}:host([hidden]){display:none}' +
     '.r{all:initial;display:block;box-sizing:border-box;text-align:start;color:var(--kb-fg,#1f2328);' +
     'font:var(--kb-font-size,15px)/1.45 var(--kb-font,system-ui,-apple-system,"Segoe UI",Roboto,sans-serif);' +
     '--a:var(--kb-accent,#0b57d0);--af:var(--kb-accent-fg,#fff);--bg:var(--kb-bg,#fff);--m:var(--kb-muted,#57606a);' +
@@ -73,58 +74,59 @@
     'li:hover,li[aria-selected=true]{background:var(--kb-active-bg,#e8f0fe);border-color:var(--a)}' +
     'li[aria-selected=true]{outline:3px solid var(--fc);outline-offset:1px}' +
     '.t{display:block;font-weight:600}.h{display:block;color:var(--m);font-size:.9em}' +
-    '.x{display:-webkit-box;-webkit-box-orient:vertical;-webkit-line-clamp:3;overflow:hidden}' +
+    '#ap,.x{white-space:pre-line}.x{display:-webkit-box;-webkit-box-orient:vertical;-webkit-line-clamp:3;overflow:hidden}' +
     'mark{background:var(--kb-mark-bg,#fff1a8);color:var(--kb-mark-fg,#1f2328);border-radius:2px}' +
     '.e{display:block;color:var(--kb-error,#b3261e);font-size:.9em}' +
     '.an{border-top:1px solid var(--bd);margin-top:8px}' +
     '.v{position:absolute!important;width:1px;height:1px;overflow:hidden;clip-path:inset(50%);white-space:nowrap}';
 
-  function noop() {}
-  function txt(v) { return v == null ? '' : String(v); }
+  const noop = () => {};
+  const txt = v => v == null ? '' : String(v);
+  const kebab = s => s.replace(/[A-Z]/g, c => '-' + c.toLowerCase());
+  const section = s => s.section === s.title ? '' : txt(s.section); // a lead section repeats the title
 
-  // Builds elements with attributes and text children: never parses markup.
+  // Elements are built node by node (no innerHTML): server text can only ever be text.
   function h(tag, attrs, kids) {
-    var el = D.createElement(tag), k;
-    for (k in attrs || {}) if (attrs[k] != null) el.setAttribute(k, attrs[k]);
-    (kids || []).forEach(function (c) { el.append(c); });
+    const el = D.createElement(tag);
+    for (const k in attrs || {}) if (attrs[k] != null) el.setAttribute(k, attrs[k]);
+    (kids || []).forEach(c => el.append(c));
     return el;
   }
 
   function uuid() {
-    var c = W.crypto;
-    if (c.randomUUID) return c.randomUUID(); // secure contexts only; plain-http intranets fall through
-    var b = c.getRandomValues(new Uint8Array(16)), i, s = '';
-    b[6] = b[6] & 15 | 64; b[8] = b[8] & 63 | 128;
-    for (i = 0; i < 16; i++) s += (i === 4 || i === 6 || i === 8 || i === 10 ? '-' : '') + (b[i] + 256).toString(16).slice(1);
-    return s;
+    const c = W.crypto;
+    // randomUUID exists in secure contexts only; plain-http intranet pages fall through.
+    return c.randomUUID ? c.randomUUID() : '10000000-1000-4000-8000-100000000000'
+      .replace(/[018]/g, d => (d ^ c.getRandomValues(new Uint8Array(1))[0] & 15 >> d / 4).toString(16));
   }
 
   // Highlights are [start, end) offsets in code points (Python string indices), not UTF-16 units.
   function highlight(el, passage) {
-    var p = passage || {}, cps = Array.from(txt(p.text)), at = 0;
+    const p = passage || {}, cps = Array.from(txt(p.text)), cut = (a, b) => cps.slice(a, b).join('');
+    let at = 0;
     (Array.isArray(p.highlights) ? p.highlights.filter(Array.isArray) : [])
-      .sort(function (a, b) { return a[0] - b[0]; })
-      .forEach(function (r) {
-        var s = Math.max(+r[0] || 0, at), e = Math.min(+r[1] || 0, cps.length);
+      .sort((a, b) => a[0] - b[0])
+      .forEach(r => {
+        const s = Math.max(+r[0] || 0, at), e = Math.min(+r[1] || 0, cps.length);
         if (e <= s) return;
-        el.append(cps.slice(at, s).join(''), h('mark', 0, [cps.slice(s, e).join('')]));
+        el.append(cut(at, s), h('mark', 0, [cut(s, e)]));
         at = e;
       });
-    el.append(cps.slice(at).join(''));
+    el.append(cut(at));
     return el;
   }
 
   // Server links are resolved against the kb origin; anything but http(s) is dropped.
   function abs(u, base) {
     try {
-      var x = new URL(txt(u), base + '/');
+      const x = new URL(txt(u), base + '/');
       return /^https?:$/.test(x.protocol) ? x.href : '';
     } catch (e) { return ''; }
   }
 
   function style(root) {
     try {
-      if (root.adoptedStyleSheets && W.CSSStyleSheet && CSSStyleSheet.prototype.replaceSync) {
+      if (root.adoptedStyleSheets && CSSStyleSheet.prototype.replaceSync) {
         if (!SHEET) { SHEET = new CSSStyleSheet(); SHEET.replaceSync(CSS); }
         root.adoptedStyleSheets = [SHEET];
         return;
@@ -141,9 +143,9 @@
     connectedCallback() {
       this._try(() => {
         // Properties set before the element was upgraded hide the accessors: re-apply them.
-        Object.keys(PROPS).forEach(p => {
+        for (const p in PROPS) {
           if (Object.prototype.hasOwnProperty.call(this, p)) { const v = this[p]; delete this[p]; this[p] = v; }
-        });
+        }
         this._build();
       });
     }
@@ -151,7 +153,7 @@
     attributeChangedCallback(name, old, val) {
       this._try(() => {
         if (!this._r) return;
-        if (name === 'mode' || name === 'categories') { this._r = null; this._build(); return; }
+        if (name === 'mode' || name === 'categories') { this._r = null; return this._build(); }
         if (name !== 'open') return this._tr();
         this._sync();
         if ((old === null) !== (val === null)) {
@@ -161,7 +163,7 @@
       });
     }
 
-    // JS API. Each method catches its own errors: nothing is thrown into the host page.
+    // The JS API. Nothing is ever thrown into the host page.
     open() {
       this._try(() => {
         this._build();
@@ -207,23 +209,22 @@
     }
 
     _emit(name, detail) {
-      this.dispatchEvent(new CustomEvent(name, {bubbles: true, composed: true, detail: detail}));
+      this.dispatchEvent(new CustomEvent(name, {bubbles: true, composed: true, detail}));
     }
 
-    // Every failure becomes a kb-error event and a friendly message, never an exception.
+    // A failure becomes a kb-error event and a friendly message.
     _fail(e, source, status) {
       try {
-        var ticket = source === 'ticket', box = this.$(ticket ? 'fe' : 'msg');
-        this._emit('kb-error', {source: source, status: status || 0, message: txt(e && e.message || e)});
-        if (!box) return;
+        const ticket = source === 'ticket', box = this.$(ticket ? 'fe' : 'msg');
+        this._emit('kb-error', {source, status: status || 0, message: txt(e && e.message || e)});
         box.textContent = this._T()[status === 429 ? 'slow' : ticket ? 'err' : 'net'];
         box.className = 'e';
         box.hidden = false;
-      } catch (x) { /* the page is beyond help; stay quiet */ }
+      } catch (x) { /* not built yet, or the page is beyond help: stay quiet */ }
     }
 
     _lang() {
-      var l = (this.getAttribute('locale') || D.documentElement.lang || 'en').slice(0, 2).toLowerCase();
+      const l = (this.getAttribute('locale') || D.documentElement.lang || 'en').slice(0, 2).toLowerCase();
       return I18N[l] ? l : 'en';
     }
 
@@ -231,19 +232,14 @@
 
     _build() {
       if (this._r) return;
-      var root = this.shadowRoot || this.attachShadow({mode: 'open'}), L = this.mode === 'launcher', self = this;
-      var cats = txt(this.categories).split(',').map(function (c) { return c.trim(); }).filter(Boolean);
-      function row(name, tag, attrs) {
-        var id = 'f-' + name;
-        return h('div', 0, [
-          h('label', {for: id, 'data-t': name}),
-          h(tag, Object.assign({id: id, name: name, 'aria-describedby': id + '-e'}, attrs),
-            tag === 'select' ? [h('option', {value: ''}, ['—'])].concat(cats.map(function (c) {
-              return h('option', {value: c}, [c]);
-            })) : []),
-          h('span', {id: id + '-e', class: 'e'})
-        ]);
-      }
+      const root = this.shadowRoot || this.attachShadow({mode: 'open'}), L = this.mode === 'launcher';
+      const cats = txt(this.categories).split(',').map(c => c.trim()).filter(Boolean);
+      const row = (name, tag, attrs) => h('div', 0, [
+        h('label', {for: 'f-' + name, 'data-t': name}),
+        h(tag, Object.assign({id: 'f-' + name, name, 'aria-describedby': 'f-' + name + '-e'}, attrs),
+          tag === 'select' ? [h('option', {value: ''}, ['—'])].concat(cats.map(c => h('option', {value: c}, [c]))) : []),
+        h('span', {id: 'f-' + name + '-e', class: 'e'})
+      ]);
       root.replaceChildren();
       style(root);
       this._r = h('div', {class: L ? 'r l' : 'r', part: 'root'}, [
@@ -294,57 +290,55 @@
       this._items = [];
       this._a = -1;
       this._last = '';
-      function on(id, type, fn) {
-        var el = self.$(id);
-        if (el) el.addEventListener(type, function (e) { self._try(function () { fn.call(self, e); }); });
-      }
-      this._r.addEventListener('keydown', function (e) { self._try(function () { self._key(e); }); });
+      const on = (id, type, fn) => {
+        const el = id ? this.$(id) : this._r;
+        if (el) el.addEventListener(type, e => this._try(() => fn.call(this, e)));
+      };
+      on('', 'keydown', this._key);
       on('q', 'input', this._schedule);
-      on('sf', 'submit', function (e) { e.preventDefault(); this._settle(); });
-      on('lb', 'mousedown', function (e) { e.preventDefault(); }); // keep focus in the combobox
-      on('lb', 'click', function (e) { var li = e.target.closest('li'); if (li) this._pick(+li.dataset.i); });
-      on('yes', 'click', function () { this._feedback(true); });
-      on('no', 'click', function () { this._feedback(false); });
-      on('ct', 'click', function () { this._form(true); });
+      on('sf', 'submit', e => { e.preventDefault(); this._settle(); });
+      on('lb', 'mousedown', e => e.preventDefault()); // keep focus in the combobox
+      on('lb', 'click', e => { const li = e.target.closest('li'); if (li) this._pick(+li.dataset.i); });
+      on('yes', 'click', () => this._feedback(true));
+      on('no', 'click', () => this._feedback(false));
+      on('ct', 'click', () => this._form(true));
       on('tf', 'submit', this._submit);
-      on('lbtn', 'click', function () { if (this.hasAttribute('open')) this.close(); else this.open(); });
-      on('x', 'click', function () { this.close(); this.$('lbtn').focus(); });
+      on('lbtn', 'click', () => this.hasAttribute('open') ? this.close() : this.open());
+      on('x', 'click', () => { this.close(); this.$('lbtn').focus(); });
       this._tr();
       this._sync();
     }
 
-    // (Re)writes every localised string: used on build and when the locale changes.
     _tr() {
-      var T = this._T(), root = this.shadowRoot;
+      const T = this._T(), all = s => this.shadowRoot.querySelectorAll(s);
       this._r.lang = this._lang();
-      root.querySelectorAll('[data-t]').forEach(function (e) { e.textContent = T[e.dataset.t]; });
-      root.querySelectorAll('[data-l]').forEach(function (e) { e.setAttribute('aria-label', T[e.dataset.l]); });
+      all('[data-t]').forEach(e => { e.textContent = T[e.dataset.t]; });
+      all('[data-l]').forEach(e => e.setAttribute('aria-label', T[e.dataset.l]));
       this.$('q').placeholder = this.placeholder || T.ph;
       this._contact();
     }
 
     _sync() {
-      var b = this.$('lbtn'), open = this.hasAttribute('open');
+      const b = this.$('lbtn'), open = this.hasAttribute('open');
       if (!b) return;
       this.$('pn').hidden = !open;
       b.setAttribute('aria-expanded', open);
     }
 
     _key(e) {
-      var k = e.key, n = this._items.length, a = this._a, lb = this.$('lb');
+      const k = e.key, n = this._items.length, lb = this.$('lb');
+      let a = this._a;
       if (e.target === this.$('q')) {
         if ((k === 'ArrowDown' || k === 'ArrowUp') && n) {
           e.preventDefault();
           if (lb.hidden) { this._list(true); a = -1; }
-          this._active(k === 'ArrowDown' ? (a + 1) % n : (a <= 0 ? n : a) - 1);
-          return;
+          return this._active(k === 'ArrowDown' ? (a + 1) % n : (a <= 0 ? n : a) - 1);
         }
         if (k === 'Enter') {
           e.preventDefault();
-          if (!lb.hidden && a >= 0) this._pick(a); else this._settle();
-          return;
+          return !lb.hidden && a >= 0 ? this._pick(a) : this._settle();
         }
-        if (k === 'Escape' && !lb.hidden) { e.preventDefault(); this._list(false); return; }
+        if (k === 'Escape' && !lb.hidden) { e.preventDefault(); return this._list(false); }
       }
       if (k === 'Escape' && this.$('lbtn') && this.hasAttribute('open')) {
         e.preventDefault();
@@ -354,15 +348,14 @@
     }
 
     _schedule() {
-      var self = this;
       clearTimeout(this._t);
-      this._t = setTimeout(function () { self._try(self._settle); }, DEBOUNCE);
+      this._t = setTimeout(() => this._try(this._settle), DEBOUNCE);
     }
 
     // The user paused: record the settled text and fetch suggestions, cancelling stale ones.
     _settle() {
       clearTimeout(this._t);
-      var self = this, text = this.$('q').value.trim(), ac;
+      const text = this.$('q').value.trim();
       if (text === this._last) return;
       this._last = text;
       if (this._ac) this._ac.abort();
@@ -370,38 +363,39 @@
       if (text.length < 2) return this._show(null);
       this._asked = true;
       this._contact();
-      this._track('request_settled', {text: text});
+      this._track('request_settled', {text});
       if (!this.$('tf').hidden) this._prefill();
-      ac = this._ac = new AbortController();
+      const ac = this._ac = new AbortController();
       fetch(this.apiOrigin + '/api/v1/suggest?' + new URLSearchParams({
         q: text, limit: this.limit, locale: this._lang(), session: this._sid()
       }), {signal: ac.signal})
-        .then(function (r) { if (!r.ok) throw {status: r.status, message: 'suggest ' + r.status}; return r.json(); })
-        .then(function (d) { if (self._ac === ac) self._try(function () { self._show(d); }); }, function (e) {
-          if (self._ac !== ac) return; // aborted or superseded
-          var s = e && e.status;
-          // 400/422: the query is too long or empty for the API; treat it as unanswered.
-          if (s === 400 || s === 422) self._try(function () { self._show({answered: false}); });
-          else self._fail(e, 'suggest', s);
+        .then(r => { if (!r.ok) throw {status: r.status, message: 'suggest ' + r.status}; return r.json(); })
+        .then(d => this._ac === ac && this._try(() => this._show(d)), e => {
+          if (this._ac !== ac) return; // aborted or superseded
+          const s = e && e.status;
+          // 400/422: the API refuses the query (too long); treat it as unanswered.
+          if (s === 400 || s === 422) return this._try(() => this._show({answered: false}));
+          this._last = ''; // so that Enter retries
+          this._fail(e, 'suggest', s);
         });
     }
 
     _show(d) {
-      var T = this._T(), n, items = d && d.answered && Array.isArray(d.suggestions) ? d.suggestions.slice(0, this.limit) : [];
+      const T = this._T(), items = d && d.answered && Array.isArray(d.suggestions) ? d.suggestions.slice(0, this.limit) : [];
+      const n = items.length;
       this._items = items;
       this._rid = d && d.request_id || '';
-      this.$('lb').replaceChildren.apply(this.$('lb'), items.map(this._option, this));
+      this.$('lb').replaceChildren(...items.map((s, i) => this._option(s, i)));
       this.$('an').hidden = this.$('msg').hidden = true;
       clearTimeout(this._ft);
-      this._list(n = items.length);
+      this._contact();
+      this._list(n);
       this.$('st').textContent = d ? n ? n === 1 ? T.one : T.n.replace('{n}', n) : T.none : '';
       if (!d) return;
       if (n) {
-        this._track('suggestions_shown', {request_id: this._rid, items: items.map(function (s) {
-          return {slug: s.slug, confidence: s.confidence};
-        })});
+        this._track('suggestions_shown', {request_id: this._rid, items: items.map(s => ({slug: s.slug, confidence: s.confidence}))});
       } else {
-        // Honest "no match": no weak results, and the form straight away.
+        // An honest "no match": no weak results, and the form straight away.
         this._say('noMatch');
         this._form(false);
       }
@@ -411,7 +405,7 @@
     _option(s, i) {
       return h('li', {id: 'o' + i, role: 'option', 'aria-selected': 'false', 'data-i': i}, [
         h('span', {class: 't'}, [txt(s.title)]),
-        h('span', {class: 'h'}, [txt(s.section)]),
+        h('span', {class: 'h'}, [section(s)]),
         highlight(h('span', {class: 'x'}), s.passage)
       ]);
     }
@@ -423,69 +417,69 @@
     }
 
     _active(i) {
-      var q = this.$('q'), li;
+      const q = this.$('q'), li = this.$('o' + i);
       this._a = i;
-      this.$('lb').querySelectorAll('li').forEach(function (o, j) { o.setAttribute('aria-selected', i === j); });
-      if (i < 0) return q.removeAttribute('aria-activedescendant');
-      q.setAttribute('aria-activedescendant', 'o' + i);
-      li = this.$('o' + i);
-      if (li.scrollIntoView) li.scrollIntoView({block: 'nearest'});
+      this.$('lb').querySelectorAll('li').forEach((o, j) => o.setAttribute('aria-selected', i === j));
+      if (!li) return q.removeAttribute('aria-activedescendant');
+      q.setAttribute('aria-activedescendant', li.id);
+      li.scrollIntoView({block: 'nearest'});
     }
 
-    // Opens a suggestion inline; asks "Did this solve your problem?" after feedback-delay ms.
     _pick(i) {
-      var s = this._items[i], self = this, a = this.$('al'), u;
+      const s = this._items[i], a = this.$('al'), ap = this.$('ap');
       if (!s) return;
+      const u = abs(s.url, this.apiOrigin);
       this._list(false);
-      this._open = {s: s, rid: this._rid};
+      this._open = {s, rid: this._rid};
       this.$('at').textContent = txt(s.title);
-      this.$('as').textContent = txt(s.section);
-      this.$('ap').replaceChildren();
-      highlight(this.$('ap'), s.passage);
-      u = abs(s.url, this.apiOrigin);
+      this.$('as').textContent = section(s);
+      ap.replaceChildren();
+      highlight(ap, s.passage);
       if (u) a.href = u; else a.removeAttribute('href');
       this.$('fb').hidden = this.$('ty').hidden = true;
       this.$('an').hidden = false;
       clearTimeout(this._ft);
-      this._ft = setTimeout(function () { self._try(function () { self.$('fb').hidden = false; }); }, this.feedbackDelay);
+      this._ft = setTimeout(() => this._try(() => { this.$('fb').hidden = false; this._contact(); }), this.feedbackDelay);
       this._track('suggestion_opened', {request_id: this._rid, slug: s.slug});
       this._emit('kb-suggestion-open', {request_id: this._rid, slug: s.slug, url: u});
     }
 
     _feedback(helpful) {
-      var o = this._open, d;
+      const o = this._open;
       if (!o) return;
-      d = {request_id: o.rid, slug: o.s.slug, helpful: helpful};
+      const d = {request_id: o.rid, slug: o.s.slug, helpful};
+      // The server records the `feedback` funnel event itself when it stores the answer.
       this._post('/api/v1/feedback', Object.assign({session: this._sid()}, d), true).catch(noop);
-      this._track('feedback', d);
       this._emit('kb-feedback', d);
       this.$('fb').hidden = true;
+      this._contact();
       if (!helpful) return this._form(true);
       this.$('ty').hidden = false;
       this.$('ty').focus();
     }
 
     _say(key) {
-      var m = this.$('msg');
+      const m = this.$('msg');
       m.textContent = this._T()[key];
       m.className = '';
       m.hidden = false;
     }
 
     _contact() {
-      var c = this.$('ct');
+      const c = this.$('ct');
       c.textContent = this._T()[this._asked ? 'still' : 'contact'];
-      c.hidden = !this.$('tf').hidden || !this._asked && this.contactOnlyAfterQuery;
+      // Not next to the form, nor next to "Did this solve it?", which offers it.
+      c.hidden = !this.$('tf').hidden || !this.$('an').hidden && !this.$('fb').hidden || !this._asked && this.contactOnlyAfterQuery;
     }
 
-    // A field is (re)filled only while the user has not changed what we put there.
+    // A field is (re)filled only while it still holds what we put there.
     _fill(name, value) {
-      var f = this.$('f-' + name);
+      const f = this.$('f-' + name);
       if (f && (!f.value || f.value === f._p)) f.value = f._p = txt(value);
     }
 
     _prefill() {
-      var t = this.$('q').value.trim(), w = this._who || {};
+      const t = this.$('q').value.trim(), w = this._who || {};
       this._fill('name', w.name);
       this._fill('email', w.email);
       this._fill('subject', t.length > 80 ? t.slice(0, 79).replace(/\s+\S*$/, '') + '…' : t);
@@ -493,7 +487,7 @@
     }
 
     _form(focus) {
-      var tf = this.$('tf'), self = this, first;
+      const tf = this.$('tf');
       if (tf.hidden) {
         tf.hidden = false;
         this.$('dn').hidden = true;
@@ -501,67 +495,57 @@
       }
       this._prefill();
       this._contact();
-      if (!focus) return;
-      first = ['name', 'email', 'subject', 'body'].map(function (n) { return self.$('f-' + n); })
-        .filter(function (f) { return !f.value; })[0];
-      (first || this.$('f-name')).focus();
+      if (focus) (['name', 'email', 'subject', 'body'].map(n => this.$('f-' + n)).find(f => !f.value) || this.$('f-name')).focus();
     }
 
     _submit(e) {
       e.preventDefault();
       if (this._busy) return;
-      var self = this, f = this.$('tf'), btn = this.$('send'), body, cat = this.$('f-category');
-      function v(n) { return self.$('f-' + n).value.trim(); }
-      f.querySelectorAll('.e').forEach(function (x) { x.textContent = ''; });
-      f.querySelectorAll('[aria-invalid]').forEach(function (x) { x.removeAttribute('aria-invalid'); });
-      body = {name: v('name'), email: v('email'), subject: v('subject'), body: v('body'),
+      const f = this.$('tf'), btn = this.$('send'), cat = this.$('f-category'), v = n => this.$('f-' + n).value.trim();
+      f.querySelectorAll('.e').forEach(x => { x.textContent = ''; });
+      f.querySelectorAll('[aria-invalid]').forEach(x => x.removeAttribute('aria-invalid'));
+      const body = {name: v('name'), email: v('email'), subject: v('subject'), body: v('body'),
         locale: this._lang(), session: this._sid(), website: this.$('f-website').value};
       if (cat && cat.value) body.category = cat.value;
       if (this._rid) body.request_id = this._rid;
-      this._busy = btn.disabled = true;
-      btn.textContent = this._T().sending;
-      function idle() { self._busy = btn.disabled = false; btn.textContent = self._T().send; }
-      this._post('/api/v1/tickets', body).then(function (r) {
-        return r.json().catch(function () { return {}; }).then(function (j) {
-          idle();
-          self._try(function () { self._reply(r.status, j); }, 'ticket');
-        });
-      }, function (err) { idle(); self._fail(err, 'ticket'); });
+      const idle = busy => { this._busy = btn.disabled = busy; btn.textContent = this._T()[busy ? 'sending' : 'send']; };
+      idle(true);
+      this._post('/api/v1/tickets', body).then(
+        r => r.json().catch(() => ({})).then(j => { idle(false); this._try(() => this._reply(r.status, j), 'ticket'); }),
+        err => { idle(false); this._fail(err, 'ticket'); });
     }
 
     _reply(status, j) {
-      var self = this, ex = j && j.extra, first, rest = [];
+      const ex = j && j.extra, rest = [];
       if (status === 200 || status === 201) return this._created(j);
       if (status !== 400 && status !== 422) return this._fail({message: j && j.detail}, 'ticket', status);
-      // Litestar: extra = [{key, message}]; also accept {field: message}.
-      (Array.isArray(ex) ? ex : ex && typeof ex === 'object' ? Object.keys(ex).map(function (k) {
-        return {key: k, message: ex[k]};
-      }) : []).forEach(function (x) {
-        var k = txt(x && x.key).split(/[.[\]'"$]+/).filter(Boolean).pop(), el = k !== 'website' && self.$('f-' + k);
-        if (!el) return rest.push(txt(x && x.message));
-        el.setAttribute('aria-invalid', 'true');
-        self.$('f-' + k + '-e').textContent = txt(x.message);
-        first = first || el;
-      });
+      // Litestar sends extra = [{key, message}]; {field: message} is accepted too.
+      (Array.isArray(ex) ? ex : ex && typeof ex === 'object' ? Object.keys(ex).map(key => ({key, message: ex[key]})) : [])
+        .forEach(x => {
+          const k = txt(x && x.key).split(/[.[\]'"$]+/).filter(Boolean).pop(), el = k !== 'website' && this.$('f-' + k);
+          if (!el) return rest.push(txt(x && x.message));
+          el.setAttribute('aria-invalid', 'true');
+          this.$('f-' + k + '-e').textContent = txt(x.message);
+        });
       this.$('fe').textContent = [this._T().fix].concat(rest).join(' ');
-      if (first) first.focus();
-      this._emit('kb-error', {source: 'ticket', status: status, message: txt(j && j.detail)});
+      (this.$('tf').querySelector('[aria-invalid]') || this.$('send')).focus();
+      this._emit('kb-error', {source: 'ticket', status, message: txt(j && j.detail)});
     }
 
     _created(t) {
-      var id = txt(t && t.id), dn = this.$('dn');
+      const id = txt(t && t.id), dn = this.$('dn');
       this.$('tf').hidden = true;
       this.$('f-subject').value = this.$('f-body').value = '';
       dn.textContent = this._T().done.replace('{id}', id);
       dn.hidden = false;
       dn.focus();
       this._contact();
-      this._track('ticket_created', {ticket_id: id});
+      // The server wrote the `ticket_created` funnel event in the ticket's own transaction.
       this._emit('kb-ticket-created', t);
-      if (typeof this.onTicketCreated === 'function') {
-        try { this.onTicketCreated(t); } catch (e) {
-          this._emit('kb-error', {source: 'onTicketCreated', status: 0, message: txt(e && e.message)});
-        }
+      try {
+        if (typeof this.onTicketCreated === 'function') this.onTicketCreated(t);
+      } catch (e) {
+        this._emit('kb-error', {source: 'onTicketCreated', status: 0, message: txt(e && e.message)});
       }
     }
 
@@ -572,9 +556,9 @@
       } catch (e) { return Promise.reject(e); }
     }
 
-    // Funnel events are fire-and-forget: keepalive survives navigation, failures are swallowed.
+    // Funnel events are fire-and-forget; keepalive outlives page navigation.
     _track(type, data) {
-      this._post('/api/v1/events', {session: this._sid(), type: type, data: data}, true).catch(noop);
+      this._post('/api/v1/events', {session: this._sid(), type, data}, true).catch(noop);
     }
 
     _sid() {
@@ -588,23 +572,23 @@
     }
   }
 
-  // Attributes mirrored as camelCase properties; the getter parses and applies the default.
-  var PROPS = {
-    locale: function (v) { return v || this._lang(); },
-    apiOrigin: function (v) { return txt(v || ORIGIN).replace(/\/+$/, ''); },
+  // Attributes mirrored as properties; getters parse and apply defaults.
+  const PROPS = {
+    locale(v) { return v || this._lang(); },
+    apiOrigin: v => txt(v || ORIGIN).replace(/\/+$/, ''),
     placeholder: 0,
     categories: 0,
-    mode: function (v) { return v === 'launcher' ? v : 'inline'; },
-    limit: function (v) { return Math.min(3, Math.max(1, parseInt(v, 10) || 3)); },
-    feedbackDelay: function (v) { return v != null && v !== '' && +v >= 0 ? +v : 4000; },
-    contactOnlyAfterQuery: function (v) { return v !== 'false'; }
+    mode: v => v === 'launcher' ? v : 'inline',
+    limit: v => Math.min(3, Math.max(1, parseInt(v, 10) || 3)),
+    feedbackDelay: v => v != null && v !== '' && +v >= 0 ? +v : 4000,
+    contactOnlyAfterQuery: v => v !== 'false'
   };
-  Object.keys(PROPS).forEach(function (p) {
-    var a = p.replace(/[A-Z]/g, function (c) { return '-' + c.toLowerCase(); }), f = PROPS[p];
+  Object.keys(PROPS).forEach(p => {
+    const a = kebab(p), f = PROPS[p];
     Object.defineProperty(KbWidget.prototype, p, {
       configurable: true,
-      get: function () { var v = this.getAttribute(a); return f ? f.call(this, v) : v; },
-      set: function (v) { if (v == null) this.removeAttribute(a); else this.setAttribute(a, v); }
+      get() { const v = this.getAttribute(a); return f ? f.call(this, v) : v; },
+      set(v) { if (v == null) this.removeAttribute(a); else this.setAttribute(a, v); }
     });
   });
 
@@ -613,10 +597,10 @@
   // Loaded by a plain <script> tag: add one floating launcher unless the page places its own.
   function launch() {
     try {
-      var ds = ME.dataset, el, k;
+      const ds = ME.dataset;
       if (ds.mode === 'inline' || D.querySelector('kb-widget')) return;
-      el = D.createElement('kb-widget');
-      for (k in ds) if (k !== 'nonce') el.setAttribute(k.replace(/[A-Z]/g, function (c) { return '-' + c.toLowerCase(); }), ds[k]);
+      const el = D.createElement('kb-widget');
+      for (const k in ds) if (k !== 'nonce') el.setAttribute(kebab(k), ds[k]);
       el.setAttribute('mode', 'launcher');
       D.body.append(el);
     } catch (e) { /* never break the host page */ }
