@@ -68,6 +68,7 @@ class Database:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._write_lock = threading.Lock()
+        self._closed = False
         self._writer = self._connect()
         self._migrations: list[Callable[[sqlite_utils.Database], None]] = []
         self.migrate(_base_schema)
@@ -84,6 +85,8 @@ class Database:
     def migrate(self, step: Callable[[sqlite_utils.Database], None]) -> None:
         """Apply an idempotent schema step (modules add their own tables through this)."""
         with self._write_lock:
+            if self._closed:
+                raise StoreError("the database is closed")
             step(sqlite_utils.Database(self._writer))
 
     @property
@@ -107,6 +110,8 @@ class Database:
         Another process holding the lock makes us wait and retry rather than fail.
         """
         with self._write_lock:
+            if self._closed:
+                raise StoreError("the database is closed")
             for attempt in range(8):
                 try:
                     self._writer.execute("BEGIN IMMEDIATE")
@@ -128,7 +133,10 @@ class Database:
             return int(conn.execute(sql, params).lastrowid or 0)
 
     def close(self) -> None:
-        self._writer.close()
+        # Under the write lock: a background writer (the outbox) must never see a half-closed connection.
+        with self._write_lock:
+            self._closed = True
+            self._writer.close()
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()

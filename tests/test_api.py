@@ -171,11 +171,18 @@ def test_rate_limit_returns_429(settings, embedder):
     services["db"].close()
 
 
-def test_rebuilt_index_is_swapped_in_without_failing_requests(client, services, settings, embedder, tmp_path):
+def test_rebuilt_index_is_swapped_in_without_failing_requests(services, settings, embedder, tmp_path):
     """Requests in flight keep working while a new build goes live; the new one is then served."""
     import shutil
 
-    from kb.indexer import index_directory
+    from litestar.testing import TestClient
+
+    from kb.web.app import create_app
+
+    unlimited = settings.replace(rate_suggest_per_minute=0)  # the hammer below is one client IP
+    services["settings"] = unlimited
+
+    from kb.indexer import index_directory  # noqa: E402
 
     articles = tmp_path / "articles"
     shutil.copytree(settings.articles, articles)
@@ -193,14 +200,15 @@ def test_rebuilt_index_is_swapped_in_without_failing_requests(client, services, 
             if status != 200:
                 failures.append(status)
 
-    worker = threading.Thread(target=hammer)
-    worker.start()
-    try:
-        index_directory(settings.replace(articles=articles), embedder)
-        assert services["desk"].reload_if_changed() is True
-    finally:
-        stop.set()
-        worker.join()
+    with TestClient(create_app(unlimited, services=services)) as client:
+        worker = threading.Thread(target=hammer)
+        worker.start()
+        try:
+            index_directory(settings.replace(articles=articles), embedder)
+            assert services["desk"].reload_if_changed() is True
+        finally:
+            stop.set()
+            worker.join()
+        body = client.get("/api/v1/suggest", params={"q": "coffee machine leaking water"}).json()
     assert failures == []
-    body = client.get("/api/v1/suggest", params={"q": "coffee machine leaking water"}).json()
     assert body["suggestions"][0]["slug"] == "coffee-machine"
