@@ -22,7 +22,7 @@ CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
 
 def make_embedder(settings: Settings) -> SentenceTransformerEmbedder:
     """Load the configured model with the configured backend (offline)."""
-    return SentenceTransformerEmbedder(settings.model, backend=settings.backend)
+    return SentenceTransformerEmbedder(settings.model, backend=settings.backend, threads=settings.encode_threads)
 
 
 def to_document(article: Article) -> Document:

