@@ -207,7 +207,8 @@ def split_sections(body: str, title: str) -> list[Section]:
         i += 1
     if parts or anchor or not sections:
         sections.append(Section(anchor, heading, level, _join(parts)))
-    return [s for s in sections if s.text or s.anchor]
+    kept = [s for s in sections if s.text or s.anchor]
+    return kept or [Section("", title, 1, "")]  # every article is at least one passage
 
 
 def _inline_text(tok: Token) -> str:

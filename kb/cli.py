@@ -353,5 +353,86 @@ def stats(ctx: click.Context, since: str | None, until: str | None, as_json: boo
         click.echo(f"  {r['count']:>5}  {r['answered_share'] * 100:>3.0f}% answered  {r['request']}")
 
 
+# -- answer quality (issue 6): thin wrappers over kb.eval and kb.calibrate ----------------------
+
+
+@main.command("eval")
+@click.option("--dataset", "datasets", required=True, multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Dataset folder with articles.jsonl and queries.jsonl (repeatable).")
+@click.option("--split", default="test", show_default=True, help="Split to report on (kb fits on dev).")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Write the results as JSON.")
+@click.pass_context
+def eval_command(ctx: click.Context, datasets: tuple[Path, ...], split: str, json_out: Path | None) -> None:
+    """Compare bm25, dense, dense_max and kb's hybrid on public datasets; print a table."""
+    from kb.eval import evaluate, table
+    from kb.indexer import make_embedder
+
+    embedder = make_embedder(_settings(ctx))
+    results = {}
+    for d in datasets:
+        results[d.name] = evaluate(d, embedder, split=split)
+        click.echo(table(d.name, results[d.name]))
+    if json_out:
+        data = results[datasets[0].name] if len(datasets) == 1 else results
+        json_out.write_text(json.dumps(data, indent=1) + "\n")
+
+
+@main.command()
+@click.option("--dataset", "datasets", required=True, multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Dataset folder; repeat to pool several. Only the dev split is used.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Also write fusion and calibration to this file.")
+@click.option("--apply/--no-apply", default=True, show_default=True, help="Re-index the KB with the fitted calibration.")
+@data_option
+@click.pass_context
+def calibrate(ctx: click.Context, datasets: tuple[Path, ...], out: Path | None, apply: bool, data: Path | None) -> None:
+    """Fit fusion weights, the answer confidence and the no-answer threshold on dev splits."""
+    from kb import calibrate as cal_lib
+    from kb.indexer import index_directory, make_embedder
+
+    settings = _settings(ctx, data=data)
+    embedder = make_embedder(settings)
+    fusion, cal, prepared, work = cal_lib.calibrate(datasets, embedder)
+    with work:
+        click.echo(json.dumps({"fusion": fusion.to_dict(), "threshold": cal.threshold, "dev": cal.metrics}, indent=1))
+        for name, metrics in cal_lib.test_metrics(prepared, fusion, cal).items():
+            click.echo(f"{name} test: brier {metrics['brier']:.4f}, ece {metrics['ece']:.4f}")
+    if out:
+        cal_lib.write(out, fusion, cal)
+    if apply:
+        try:
+            summary = index_directory(settings, embedder, calibration=cal, fusion=fusion)
+        except KbError as exc:
+            raise click.ClickException(exc.message) from exc
+        click.echo(f"calibration stored in {summary.path}/manifest.json")
+
+
+@main.command()
+@click.option("--sizes", default="1000,10000", show_default=True, help="Comma-separated KB sizes (articles).")
+@click.option("--quick", is_flag=True, help="Tiny run for CI: 200 articles (unless --sizes) and few requests.")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), help="Also write the full report as JSON.")
+@click.option("--backend", type=click.Choice(["onnx", "torch", "onnx-int8"]), help="Encoder backend (default: KB_BACKEND).")
+@click.option("--threads", type=int, help="Threads per encode call (default: KB_ENCODE_THREADS).")
+@click.option("--workers", default=1, show_default=True, help="Server worker processes.")
+@click.option("--dense", "dense_kind", type=click.Choice(["auto", "flat", "hnsw"]), default="auto", show_default=True, help="Dense index kind: exact flat, HNSW, or auto by size.")
+@click.option("--requests", type=int, help="Requests per phase (default 400, quick 60).")
+@click.pass_context
+def bench(ctx: click.Context, sizes: str, quick: bool, json_out: Path | None, backend: str | None,
+          threads: int | None, workers: int, dense_kind: str, requests: int | None) -> None:
+    """Benchmark index builds and suggest latency on synthetic KBs (in process and over HTTP)."""
+    from kb.bench import BenchOptions, run, table
+
+    settings = _settings(ctx, backend=backend, encode_threads=threads)
+    chosen = tuple(int(s) for s in sizes.split(",") if s.strip())
+    if quick and ctx.get_parameter_source("sizes") == click.core.ParameterSource.DEFAULT:
+        chosen = (200,)
+    options = BenchOptions(sizes=chosen, backend=settings.backend, threads=settings.encode_threads, workers=workers,
+                           dense_kind=dense_kind, requests=requests or (60 if quick else 400),
+                           seconds=20.0 if quick else 60.0)
+    report = run(options, log=lambda m: click.echo(m, err=True))
+    click.echo(table(report))
+    if json_out:
+        json_out.write_text(json.dumps(report, indent=1, ensure_ascii=False))
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -32,13 +32,14 @@ from search.errors import IndexCorruptError, IndexMissingError
 from search.fusion import Calibration, Fusion
 from search.lexical import LexicalIndex
 from search.model import Document, Hit, Passage, Results
+from search.scoring import Candidates, DocModel, score_candidates
 from search.text import chunks as split_chunks
 from search.text import terms
 
-FORMAT = 2
+FORMAT = 3  # 3: per-document prototypes and classifier (prototypes.npz)
 # Changing how chunks are cut or embedded changes the vectors: bump it to re-embed everything.
 CHUNKING = "v1"
-_FILES = ("manifest.json", "vectors.npy", "dense.faiss", "docs.json", "lexical.npz")
+_FILES = ("manifest.json", "vectors.npy", "dense.faiss", "docs.json", "lexical.npz", "prototypes.npz")
 
 
 def document_hash(doc: Document, model: str) -> str:
@@ -84,6 +85,7 @@ class Index:
             self.vectors = np.load(path / "vectors.npy", mmap_mode=None if preload else "r")
             self.dense = DenseIndex.load(path / "dense.faiss")
             self.lexical = LexicalIndex.load(path)
+            self.docmodel = DocModel.load(path)
         except FileNotFoundError as exc:
             raise IndexCorruptError(f"index build {path} is incomplete: {exc.filename} missing") from exc
         except (ValueError, OSError, RuntimeError) as exc:
@@ -137,63 +139,66 @@ class Index:
         """Rank documents for a query; `only` restricts the result to those document ids."""
         fusion = fusion or self.fusion
         calibration = calibration or self.calibration
-        if not self.docs:
+        cands = self.candidates(query, only=only, vector=vector, fusion=fusion)
+        if cands is None or not len(cands):
             return Results(hits=(), answered=False, threshold=calibration.threshold)
-        qv = vector if vector is not None else self.embedder.encode_queries([query])[0]
-        allowed = None if only is None else {self.doc_row[d] for d in only if d in self.doc_row}
-        lex_scores, lex_matches = self.lexical.score_matches(query)
-        candidates = self._candidates(query, qv, allowed, lex_scores)
-        if not candidates:
-            return Results(hits=(), answered=False, threshold=calibration.threshold)
-        lex_scale = max(self.lexical.max_score(query), 1e-9)
-        query_terms = len(set(terms(query)))
-        wanted = max(query_terms, 1)
-        scored = []
-        for row in candidates:
-            c0, c1 = self.doc_chunk_start[row], self.doc_chunk_start[row + 1]
-            sims = np.asarray(self.vectors[c0:c1]) @ qv
-            p0, p1 = self.doc_passage_start[row], self.doc_passage_start[row + 1]
-            lex = lex_scores[p0:p1] / lex_scale
-            # best dense chunk per passage
-            per_passage = np.full(p1 - p0, -1.0, dtype=np.float32)
-            np.maximum.at(per_passage, self.chunk_passage[c0:c1] - p0, sims)
-            top = np.sort(sims)[::-1][: fusion.dense_top_n]
-            dense = float(top[0]) + fusion.dense_top_mean * float(top.mean())
-            lexical = float(lex.max()) if len(lex) else 0.0
-            passage_score = fusion.dense * per_passage + fusion.lexical * lex
-            best_passage = int(np.argmax(passage_score))
-            in_passage = np.flatnonzero(self.chunk_passage[c0:c1] - p0 == best_passage)
-            best_chunk = int(c0 + in_passage[np.argmax(sims[in_passage])]) if len(in_passage) else int(c0)
-            score = fusion.dense * dense + fusion.lexical * lexical
-            coverage = float(lex_matches[p0 + best_passage]) / wanted
-            scored.append((score, row, p0 + best_passage, best_chunk, dense, lexical, coverage))
-        scored.sort(key=lambda s: -s[0])
+        scores = cands.matrix @ fusion.vector()
+        order = np.argsort(-scores, kind="stable")
+        m = cands.matrix
         hits = []
-        for i, (score, row, prow, crow, dense, lexical, coverage) in enumerate(scored[:k]):
-            nxt = scored[i + 1] if i + 1 < len(scored) else None
+        for rank, i in enumerate(order[:k]):
+            nxt = order[rank + 1] if rank + 1 < len(order) else None
+            # margins compare with the runner-up of the same ranking
+            others = np.delete(m, i, axis=0)
             features = {
-                "dense": dense,
-                "lexical": lexical,
-                "score": score,
-                "margin": score - (nxt[0] if nxt else 0.0),
-                "dense_margin": dense - (nxt[4] if nxt else 0.0),
-                "coverage": coverage,
-                "query_terms": float(min(query_terms, 10)) / 10.0,
+                "dense": float(m[i, 0]),
+                "centroid": float(m[i, 1]),
+                "lexical": float(m[i, 2]),
+                "title": float(m[i, 3]),
+                "classifier": float(np.exp(m[i, 4])) if self.docmodel.weights.any() else 0.0,
+                "score": float(scores[i]),
+                "margin": float(scores[i] - (scores[nxt] if nxt is not None else 0.0)),
+                "dense_margin": float(m[i, 0] - (others[:, 0].max() if len(others) else 0.0)),
+                "centroid_margin": float(m[i, 1] - (others[:, 1].max() if len(others) else 0.0)),
+                "typical": float(m[i, 1] - cands.typical[i]),
+                "coverage": float(cands.coverage[i]),
+                "query_terms": float(min(cands.query_terms, 10)) / 10.0,
             }
             hits.append(
                 Hit(
-                    doc_id=self.docs[row]["id"],
-                    passage_id=self.passage_ids[prow],
-                    score=float(score),
+                    doc_id=self.docs[cands.rows[i]]["id"],
+                    passage_id=self.passage_ids[cands.passage[i]],
+                    score=float(scores[i]),
                     confidence=calibration.confidence(features),
-                    dense=dense,
-                    lexical=lexical,
-                    chunk=self.chunk_text[crow],
+                    dense=features["dense"],
+                    lexical=features["lexical"],
+                    chunk=self.chunk_text[cands.chunk[i]],
                     features=features,
                 )
             )
         answered = bool(hits) and hits[0].confidence >= calibration.threshold
         return Results(hits=tuple(hits), answered=answered, threshold=calibration.threshold)
+
+    def candidates(
+        self,
+        query: str,
+        only: Iterable[str] | None = None,
+        vector: np.ndarray | None = None,
+        fusion: Fusion | None = None,
+    ) -> Candidates | None:
+        """The documents worth ranking for a query, with their evidence (used to fit fusion)."""
+        if not self.docs:
+            return None
+        fusion = fusion or self.fusion
+        qv = vector if vector is not None else self.embedder.encode_queries([query])[0]
+        allowed = None if only is None else {self.doc_row[d] for d in only if d in self.doc_row}
+        lex_scores, lex_matches = self.lexical.score_matches(query)
+        rows = np.asarray(self._candidates(query, qv, allowed, lex_scores), dtype=np.int64)
+        if not len(rows):
+            return None
+        lex_scale = max(self.lexical.max_score(query), 1e-9)
+        query_terms = len(set(terms(query)))
+        return score_candidates(self, qv, rows, lex_scores, lex_matches, lex_scale, query_terms, fusion.vector())
 
     def _candidates(
         self, query: str, qv: np.ndarray, allowed: set[int] | None, lex: np.ndarray
@@ -201,12 +206,17 @@ class Index:
         """Documents worth scoring exactly: the dense and lexical neighbourhoods of the query."""
         if allowed is not None and len(allowed) <= 2000:
             return sorted(allowed)
+        if allowed is None and len(self.docs) <= 2000:
+            return list(range(len(self.docs)))  # small KBs are scored exactly
         want = 200 if allowed is None else 1000
         _, ids = self.dense.search(qv[None, :], want)
         rows = set(int(self.passage_doc[self.chunk_passage[i]]) for i in ids[0] if i >= 0)
         if lex.any():
             top = np.argpartition(-lex, min(50, len(lex) - 1))[:50]
             rows.update(int(self.passage_doc[p]) for p in top if lex[p] > 0)
+        # the prototype and classifier neighbourhoods catch articles no single chunk is near
+        for per_doc in (self.docmodel.centroids @ qv, self.docmodel.classifier_logprob(qv)):
+            rows.update(int(r) for r in np.argpartition(-per_doc, min(50, len(per_doc) - 1))[:50])
         if allowed is not None:
             rows &= allowed
         return sorted(rows)
@@ -270,6 +280,8 @@ class IndexStore:
         for doc in documents:
             if doc.id in seen:
                 raise ValueError(f"duplicate document id {doc.id!r}")
+            if not doc.passages:  # its title chunk would otherwise belong to the next document
+                raise ValueError(f"document {doc.id!r} has no passages")
             seen.add(doc.id)
         hashes = {doc.id: document_hash(doc, embedder.name) for doc in documents}
 
@@ -324,6 +336,8 @@ class IndexStore:
             ids = np.arange(len(vectors), dtype=np.int64)
             DenseIndex.build(vectors, ids, kind=dense_kind).save(tmp / "dense.faiss")
             LexicalIndex.build(passage_texts).save(tmp)
+            chunk_doc = np.repeat(np.arange(len(documents)), np.diff(doc_chunk_start))
+            DocModel.build(vectors, chunk_doc, len(documents)).save(tmp)
             (tmp / "docs.json").write_text(json.dumps({
                 "docs": docs_out,
                 "chunks": chunk_text,

@@ -56,7 +56,7 @@ def test_suggest_out_of_scope_is_not_answered(client):
 def test_suggest_bad_input(client, params, status):
     r = client.get("/api/v1/suggest", params=params)
     assert r.status_code == status
-    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.headers["content-type"].startswith("application/json")
     assert r.json()["detail"]
 
 
@@ -111,7 +111,8 @@ def test_feedback_recorded_with_request_text(client, settings):
     [(b"{bad json", "application/json", 400), (b"helpful=1", "text/plain", 415),
      (b"helpful=1", "application/x-www-form-urlencoded", 415), (b'{"helpful": "maybe"}', "application/json", 422),
      (b'{"slug": "vpn-connect"}', "application/json", 422), (b'{"helpful": true}', "application/json", 422),
-     (b'{"helpful": true, "slug": "../etc"}', "application/json", 404)],
+     (b'{"helpful": true, "slug": "../etc"}', "application/json", 422),
+     (b'{"helpful": true, "slug": "no-such-article"}', "application/json", 404)],
 )
 def test_feedback_bad_input(client, content, ctype, status):
     r = client.post("/api/v1/feedback", content=content, headers={"content-type": ctype})

@@ -97,7 +97,7 @@ def test_anonymous_posts_redirect_to_login(client, path):
 def test_anonymous_api_is_401_json(client, path):
     response = client.get(path)
     assert response.status_code == 401
-    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.headers["content-type"].startswith("application/json")
 
 
 @pytest.mark.parametrize("path", OWNER_ONLY_GET + API_OWNER)

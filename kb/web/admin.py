@@ -25,6 +25,7 @@ from kb import auth, board, charts, gaps, stats
 from kb.auth import COOKIE, LOGIN_COOKIE, Staff
 from kb.board import ReplayRequiredError
 from kb.errors import AuthError, NotFoundError, ValidationError
+from kb.web.api import PROBLEMS
 from kb.web.app import problem
 
 log = logging.getLogger("kb.admin")
@@ -271,13 +272,13 @@ def chart(state: State, owner: StaffDep, name: FromPath[str], since: Query = Non
 # -- JSON ---------------------------------------------------------------------------------------
 
 
-@get("/stats", sync_to_thread=True, cache_control=None)
+@get("/stats", sync_to_thread=True, responses=PROBLEMS, cache_control=None)
 def api_stats(state: State, owner: StaffDep, since: Query = None, until: Query = None) -> Response:
     """Every dashboard figure, with definitions, as JSON."""
     return Response(_stats(state, since, until).as_dict(), headers={"Cache-Control": "no-store"})
 
 
-@get("/gaps", sync_to_thread=True, cache_control=None)
+@get("/gaps", sync_to_thread=True, responses=PROBLEMS, cache_control=None)
 def api_gaps(state: State, staff: StaffDep, locale: Query = None, status: Query = None) -> Response:
     """The gap board as JSON, ranked by impact."""
     items = board.list_gaps(state["db"], locale=locale or None, status=status or None)
@@ -289,7 +290,7 @@ _DEPS = {"staff": Provide(any_staff, sync_to_thread=True), "owner": Provide(owne
 PAGES = [login_form, login, logout, home, gap_board, gap_refresh, gap_detail, gap_action, gap_trend, gaps_csv,
          dashboard, dashboard_csv, chart]
 ROUTES = [
-    Router(path="/admin", route_handlers=PAGES, dependencies=_DEPS, before_request=start_scheduler,
+    Router(path="/admin", include_in_schema=False, route_handlers=PAGES, dependencies=_DEPS, before_request=start_scheduler,
            exception_handlers={AuthError: to_login}),
     Router(path="/api/v1/admin", route_handlers=[api_stats, api_gaps], dependencies=_DEPS),
 ]

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from litestar import Request, Response, Router, get, post
 from litestar.datastructures import State
+from litestar.openapi import ResponseSpec
 from litestar.params import Parameter
 
 from kb.articles import SLUG, render
@@ -20,6 +21,22 @@ Text = Annotated[str, msgspec.Meta(max_length=4000)]
 Short = Annotated[str, msgspec.Meta(max_length=200)]
 EVENT_TYPES = ("session_start", "request_settled", "suggestions_shown", "suggestion_opened",
                "feedback", "ticket_started", "ticket_created", "article_view", "result_click")
+
+
+class Problem(msgspec.Struct):
+    """An error: the same shape for every 4xx and 5xx of the API."""
+
+    status_code: int
+    title: str
+    detail: str
+    extra: list[dict[str, str]] | None = None
+
+
+_ERRORS = {400: "Bad request", 401: "Login required", 403: "Origin or role not allowed", 404: "Not found",
+           415: "Body is not application/json", 422: "Invalid fields", 429: "Rate limited", 503: "Index unavailable"}
+# Documented on every API route: the edge can answer any of them (CORS guard, body type, limits).
+PROBLEMS = {code: ResponseSpec(data_container=Problem, description=text, generate_examples=False)
+            for code, text in _ERRORS.items()}
 
 
 class Passage(msgspec.Struct):
@@ -50,8 +67,8 @@ class SuggestOut(msgspec.Struct):
 
 class FeedbackIn(msgspec.Struct, forbid_unknown_fields=False):
     helpful: bool
+    slug: Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=SLUG.pattern)]
     request_id: Short = ""
-    slug: Short = ""
     comment: Annotated[str, msgspec.Meta(max_length=2000)] = ""
     session: Short = ""
 
@@ -83,10 +100,11 @@ def to_out(answer: Suggestions) -> SuggestOut:
     )
 
 
-@get("/suggest", sync_to_thread=True, cache_control=None)
+@get("/suggest", responses=PROBLEMS, sync_to_thread=True, cache_control=None)
 def suggest(
     request: Request, state: State,
-    q: Annotated[str, Parameter(description="What the user typed")] = "",
+    q: Annotated[str, Parameter(description="What the user typed (at most 500 characters; longer is rejected)",
+                                min_length=1, max_length=500, pattern=r"\S")],
     limit: Annotated[int, Parameter(ge=1, le=10)] = 3,
     locale: Annotated[str | None, Parameter(max_length=35)] = None,
     session: Annotated[str, Parameter(max_length=100)] = "",
@@ -140,7 +158,7 @@ def summary(a) -> ArticleSummary:
     return ArticleSummary(a.slug, a.title, a.category, a.locale, a.updated, f"/articles/{a.slug}", list(a.tags))
 
 
-@get("/articles", sync_to_thread=False, cache_control=None)
+@get("/articles", responses=PROBLEMS, sync_to_thread=False, cache_control=None)
 def list_articles(
     state: State,
     page: Annotated[int, Parameter(ge=1, le=100_000)] = 1,
@@ -155,7 +173,7 @@ def list_articles(
     return Response(body, headers={"Cache-Control": "public, max-age=60"})
 
 
-@get("/articles/{slug:str}", sync_to_thread=False)
+@get("/articles/{slug:str}", responses=PROBLEMS, sync_to_thread=False)
 def get_article(state: State, slug: str) -> Response[ArticleOut]:
     """One article: metadata, rendered safe HTML and its passages."""
     if not SLUG.match(slug):
@@ -166,17 +184,12 @@ def get_article(state: State, slug: str) -> Response[ArticleOut]:
     return Response(body, headers={"Cache-Control": "public, max-age=60"})
 
 
-@post("/feedback", sync_to_thread=True, status_code=201)
+@post("/feedback", responses=PROBLEMS, sync_to_thread=True, status_code=201)
 def feedback(request: Request, state: State, data: FeedbackIn) -> Created:
     """Record "Was this helpful?" for a suggestion (request_id) or an article (slug)."""
     state["limiter"].hit("feedback:" + client_key(request), state["settings"].rate_suggest_per_minute, 60)
     db = state["db"]
-    if not data.request_id and not data.slug:
-        from kb.errors import ValidationError
-
-        raise ValidationError([{"key": "slug", "message": "give a request_id or a slug"}])
-    if data.slug and not SLUG.match(data.slug):
-        raise NotFoundError(f"No article called {data.slug!r}.")
+    state["desk"].article(data.slug)  # 404 for an unknown article
     row = record_feedback(db, request_id=data.request_id, slug=data.slug, helpful=data.helpful,
                           comment=data.comment.strip(), session=data.session,
                           source="widget" if data.request_id else "article")
@@ -185,7 +198,7 @@ def feedback(request: Request, state: State, data: FeedbackIn) -> Created:
     return Created(id=row)
 
 
-@post("/events", sync_to_thread=True, status_code=202)
+@post("/events", responses=PROBLEMS, sync_to_thread=True, status_code=202)
 def events(request: Request, state: State, data: EventIn) -> Created:
     """Record one widget funnel event (see the event schema in the README)."""
     state["limiter"].hit("events:" + client_key(request), state["settings"].rate_suggest_per_minute * 2, 60)
@@ -209,7 +222,7 @@ class Health(msgspec.Struct):
     model: str
 
 
-@get("/healthz", sync_to_thread=False, cache_control=None)
+@get("/healthz", responses=PROBLEMS, sync_to_thread=False, cache_control=None)
 def healthz(state: State) -> Response[Health]:
     """Whether the index is loaded, how many articles it holds and how old it is."""
     desk: Desk = state["desk"]

@@ -96,7 +96,7 @@ def problem(status: int, title: str, detail: str, extra: object = None, headers=
     body = {"status_code": status, "title": title, "detail": detail}
     if extra:
         body["extra"] = extra
-    return Response(body, status_code=status, media_type="application/problem+json", headers=headers)
+    return Response(body, status_code=status, media_type="application/json", headers=headers)  # the schema documents errors as JSON
 
 
 def handle_error(request: Request, exc: Exception) -> Response:

@@ -10,7 +10,7 @@ from litestar.datastructures import State
 from litestar.params import Body
 
 from kb.tickets import create_ticket
-from kb.web.api import client_key
+from kb.web.api import PROBLEMS, client_key
 
 
 class TicketIn(msgspec.Struct, forbid_unknown_fields=False):
@@ -35,7 +35,7 @@ class TicketOut(msgspec.Struct):
     transcript: dict[str, list[dict[str, Any]]]
 
 
-@post("/tickets", sync_to_thread=True, status_code=201)
+@post("/tickets", responses=PROBLEMS, sync_to_thread=True, status_code=201)
 def submit_ticket(request: Request, state: State, data: Annotated[TicketIn, Body(title="Ticket")]) -> TicketOut:
     """Create a ticket with the session's transcript; 422 lists every invalid field, 429 past the limit."""
     fields = {f: getattr(data, f) for f in data.__struct_fields__}
