@@ -7,6 +7,7 @@ against `kb serve` (see SECURITY.md).
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -16,7 +17,9 @@ pytestmark = pytest.mark.slow
 
 
 def test_mixed_load_has_no_errors(live_server):
-    report = asyncio.run(run(live_server, seconds=10, clients=16, max_requests=3000))
+    # a fresh thread: the browser tests' sync playwright may leave an event loop on this one
+    with ThreadPoolExecutor(1) as pool:
+        report = pool.submit(asyncio.run, run(live_server, seconds=10, clients=16, max_requests=3000)).result()
     print(report)
     assert report["requests"] >= 50
     assert report["error_count"] == 0, report["errors"]

@@ -127,7 +127,8 @@ def handle_error(request: Request, exc: Exception) -> Response:
         return problem(status, title, detail, extra, headers)
     from kb.web.pages import error_page
 
-    return error_page(request, status, title, detail, headers)
+    # A 404 for an unknown path never reaches the middleware stack: add the headers here too.
+    return error_page(request, status, title, detail, {**SECURITY_HEADERS, **headers})
 
 
 _TITLES = {400: "Bad request", 401: "Login required", 403: "Forbidden", 404: "Not found",
