@@ -3,19 +3,17 @@ board render (charts included, under the strict CSP), screenshots go to tests/ar
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any, Iterator
 
-import urllib.error
-import urllib.request
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from servers import start_server, stop_server  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,22 +21,6 @@ pytestmark = pytest.mark.browser
 PASSWORD = "correct horse battery"
 COFFEE = ["coffee machine broken", "the coffee machine on floor 3 is not working", "coffee maker out of order",
           "espresso machine leaking water", "who fixes the coffee machine", "no coffee coming out of the machine"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as r:
-            return r.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except OSError:
-        return 0
 
 
 def _seed(data: Path, embedder) -> None:
@@ -75,28 +57,11 @@ def admin_server(tmp_path_factory, indexed_dir, embedder) -> Iterator[str]:
     data = tmp_path_factory.mktemp("admin-browser") / "data"
     shutil.copytree(indexed_dir, data, symlinks=True)
     _seed(data, embedder)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KB_")}
-    env.update(PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
-               KB_CONFIG=str(data / "no-kb.toml"), KB_ARTICLES=str(ROOT / "articles"), KB_GAP_REFRESH_MINUTES="0")
-    port = free_port()
-    log_path = data / "kb-serve.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "kb", "serve", "--port", str(port), "--data", str(data)],
-                                cwd=data, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    proc, url = start_server(data, {"KB_CONFIG": str(data / "no-kb.toml"), "KB_GAP_REFRESH_MINUTES": "0"})
     try:
-        deadline = time.monotonic() + 300
-        while _status(url + "/api/v1/healthz") != 200:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"kb serve did not start:\n{log_path.read_text(errors='replace')[-3000:]}")
-            time.sleep(0.5)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_server(proc)
 
 
 def _login(page: Any, base: str, email: str) -> None:
