@@ -10,7 +10,7 @@ import msgspec
 from litestar import Request, Response, Router, get, post
 from litestar.datastructures import State
 from litestar.openapi import ResponseSpec
-from litestar.params import Parameter
+from litestar.params import FromPath, JSONBody, Parameter
 
 from kb.articles import SLUG, render
 from kb.desk import Desk, Suggestions
@@ -174,7 +174,7 @@ def list_articles(
 
 
 @get("/articles/{slug:str}", responses=PROBLEMS, sync_to_thread=False)
-def get_article(state: State, slug: str) -> Response[ArticleOut]:
+def get_article(state: State, slug: FromPath[str]) -> Response[ArticleOut]:
     """One article: metadata, rendered safe HTML and its passages."""
     if not SLUG.match(slug):
         raise NotFoundError(f"No article called {slug!r}.")
@@ -185,7 +185,7 @@ def get_article(state: State, slug: str) -> Response[ArticleOut]:
 
 
 @post("/feedback", responses=PROBLEMS, sync_to_thread=True, status_code=201)
-def feedback(request: Request, state: State, data: FeedbackIn) -> Created:
+def feedback(request: Request, state: State, data: JSONBody[FeedbackIn]) -> Created:
     """Record "Was this helpful?" for a suggestion (request_id) or an article (slug)."""
     state["limiter"].hit("feedback:" + client_key(request), state["settings"].rate_suggest_per_minute, 60)
     db = state["db"]
@@ -199,7 +199,7 @@ def feedback(request: Request, state: State, data: FeedbackIn) -> Created:
 
 
 @post("/events", responses=PROBLEMS, sync_to_thread=True, status_code=202)
-def events(request: Request, state: State, data: EventIn) -> Created:
+def events(request: Request, state: State, data: JSONBody[EventIn]) -> Created:
     """Record one widget funnel event (see the event schema in the README)."""
     state["limiter"].hit("events:" + client_key(request), state["settings"].rate_suggest_per_minute * 2, 60)
     payload = {k: v for k, v in data.data.items() if isinstance(k, str)}

@@ -11,7 +11,7 @@ from typing import AsyncIterator, Callable
 from anyio import to_thread
 from litestar import Litestar, Request, Response
 from litestar.config.cors import CORSConfig
-from litestar.contrib.jinja import JinjaTemplateEngine
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.openapi import OpenAPIConfig
