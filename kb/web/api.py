@@ -141,14 +141,7 @@ class SectionOut(msgspec.Struct):
     text: str
 
 
-class ArticleOut(msgspec.Struct):
-    slug: str
-    title: str
-    category: str
-    locale: str
-    updated: str
-    url: str
-    tags: list[str]
+class ArticleOut(ArticleSummary):
     aliases: list[str]
     html: str
     passages: list[SectionOut]
@@ -179,8 +172,8 @@ def get_article(state: State, slug: FromPath[str]) -> Response[ArticleOut]:
     if not SLUG.match(slug):
         raise NotFoundError(f"No article called {slug!r}.")
     a = state["desk"].article(slug)
-    body = ArticleOut(a.slug, a.title, a.category, a.locale, a.updated, f"/articles/{a.slug}", list(a.tags),
-                      list(a.aliases), render(a.body), [SectionOut(s.anchor, s.heading, s.text) for s in a.sections])
+    body = ArticleOut(*msgspec.structs.astuple(summary(a)), aliases=list(a.aliases), html=render(a.body),
+                      passages=[SectionOut(s.anchor, s.heading, s.text) for s in a.sections])
     return Response(body, headers={"Cache-Control": "public, max-age=60"})
 
 
