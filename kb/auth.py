@@ -20,7 +20,6 @@ import os
 import re
 import secrets
 import time
-import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,14 +66,11 @@ class Staff:
         return self.role == "owner"
 
 
-_migrated: "weakref.WeakSet[Database]" = weakref.WeakSet()
 
 
 def ensure_schema(db: Database) -> None:
     """Create the auth tables once per Database object."""
-    if db not in _migrated:
-        db.migrate(migrate)
-        _migrated.add(db)
+    db.migrate(migrate)
 
 
 def migrate(db: sqlite_utils.Database) -> None:

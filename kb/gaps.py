@@ -21,7 +21,6 @@ import math
 import re
 import threading
 import time
-import weakref
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -40,7 +39,6 @@ MATCH_SIMILARITY = 0.8  # a new cluster inherits an old gap's identity above thi
 DAY = 86400.0
 MAX_TEXTS = 4000  # distinct miss texts clustered per locale (the most frequent)
 _refresh_lock = threading.Lock()
-_migrated: "weakref.WeakSet[Database]" = weakref.WeakSet()
 
 
 @dataclass(frozen=True)
@@ -90,9 +88,7 @@ def migrate(db: sqlite_utils.Database) -> None:
 
 def ensure_schema(db: Database) -> None:
     """Create the gap tables once per Database object."""
-    if db not in _migrated:
-        db.migrate(migrate)
-        _migrated.add(db)
+    db.migrate(migrate)
 
 
 def _has_table(db: Database, name: str) -> bool:

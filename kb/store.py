@@ -70,7 +70,7 @@ class Database:
         self._write_lock = threading.Lock()
         self._closed = False
         self._writer = self._connect()
-        self._migrations: list[Callable[[sqlite_utils.Database], None]] = []
+        self._applied: set[Callable[[sqlite_utils.Database], None]] = set()
         self.migrate(_base_schema)
 
     def _connect(self) -> sqlite3.Connection:
@@ -83,11 +83,15 @@ class Database:
         return conn
 
     def migrate(self, step: Callable[[sqlite_utils.Database], None]) -> None:
-        """Apply an idempotent schema step (modules add their own tables through this)."""
+        """Apply an idempotent schema step once per Database (modules add their tables through this)."""
+        if step in self._applied:  # the hot paths call this on every use: no lock once applied
+            return
         with self._write_lock:
             if self._closed:
                 raise StoreError("the database is closed")
-            step(sqlite_utils.Database(self._writer))
+            if step not in self._applied:
+                step(sqlite_utils.Database(self._writer))
+                self._applied.add(step)
 
     @property
     def reader(self) -> sqlite3.Connection:

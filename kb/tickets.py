@@ -28,7 +28,6 @@ import secrets
 import time
 import unicodedata
 import uuid
-import weakref
 from datetime import datetime, timezone
 from typing import Any
 
@@ -54,15 +53,12 @@ _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,49}$")
 _LOCALE = re.compile(r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8}){0,3}$")
 _BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 _TOKEN = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
-_migrated: "weakref.WeakSet[Database]" = weakref.WeakSet()
 _salts: dict[str, str] = {}
 
 
 def ensure_schema(db: Database) -> None:
     """Create the tickets and outbox tables on this database once (idempotent)."""
-    if db not in _migrated:
-        db.migrate(_schema)
-        _migrated.add(db)
+    db.migrate(_schema)
 
 
 def _schema(db: sqlite_utils.Database) -> None:
