@@ -138,18 +138,49 @@ class Index:
     ) -> Results:
         """Rank documents for a query; `only` restricts the result to those document ids."""
         fusion = fusion or self.fusion
-        calibration = calibration or self.calibration
         cands = self.candidates(query, only=only, vector=vector, fusion=fusion)
+        return self.rank(cands, k, fusion, calibration or self.calibration)
+
+    def search_scoped(
+        self, query: str, scope: Iterable[str], k: int = 10, vector: np.ndarray | None = None
+    ) -> tuple[Results, Results]:
+        """Rank within `scope` (say, one language's articles) and over everything, scoring once.
+
+        A small KB is scored exactly, so the scoped ranking is a subset of the full one. A large
+        KB's candidates are a neighbourhood of the query; when it holds fewer than k scoped
+        documents the scope gets its own neighbourhood.
+        """
+        qv = vector if vector is not None else self.embedder.encode_queries([query])[0]
+        everything = self.candidates(query, vector=qv)
+        wanted = {self.doc_row[d] for d in scope if d in self.doc_row}
+        if everything is None:
+            empty = self.rank(None, k)
+            return empty, empty
+        keep = np.flatnonzero(np.isin(everything.rows, np.fromiter(wanted, dtype=np.int64, count=len(wanted))))
+        exact = len(everything) == len(self.docs)
+        scoped = everything.subset(keep) if exact or len(keep) >= min(k, len(wanted)) else (
+            self.candidates(query, only=[self.docs[r]["id"] for r in wanted], vector=qv))
+        return self.rank(scoped, k), self.rank(everything, k)
+
+    def rank(
+        self, cands: Candidates | None, k: int, fusion: Fusion | None = None, calibration: Calibration | None = None
+    ) -> Results:
+        """Order candidates by fused score and turn the top k into hits with confidences."""
+        fusion = fusion or self.fusion
+        calibration = calibration or self.calibration
         if cands is None or not len(cands):
             return Results(hits=(), answered=False, threshold=calibration.threshold)
-        scores = cands.matrix @ fusion.vector()
-        order = np.argsort(-scores, kind="stable")
         m = cands.matrix
+        scores = m @ fusion.vector()
+        order = np.argsort(-scores, kind="stable")
+        # margins compare with the runner-up of the same ranking
+        best = m.max(axis=0)
+        runner_up = np.partition(m, -2, axis=0)[-2] if len(m) > 1 else np.zeros(m.shape[1])
         hits = []
         for rank, i in enumerate(order[:k]):
             nxt = order[rank + 1] if rank + 1 < len(order) else None
-            # margins compare with the runner-up of the same ranking
-            others = np.delete(m, i, axis=0)
+            other_best = np.where(m[i] >= best, runner_up, best) if len(m) > 1 else np.zeros(m.shape[1])
+            passage, chunk, coverage = cands.locate(int(i), self)
             features = {
                 "dense": float(m[i, 0]),
                 "centroid": float(m[i, 1]),
@@ -158,21 +189,21 @@ class Index:
                 "classifier": float(np.exp(m[i, 4])) if self.docmodel.weights.any() else 0.0,
                 "score": float(scores[i]),
                 "margin": float(scores[i] - (scores[nxt] if nxt is not None else 0.0)),
-                "dense_margin": float(m[i, 0] - (others[:, 0].max() if len(others) else 0.0)),
-                "centroid_margin": float(m[i, 1] - (others[:, 1].max() if len(others) else 0.0)),
+                "dense_margin": float(m[i, 0] - other_best[0]),
+                "centroid_margin": float(m[i, 1] - other_best[1]),
                 "typical": float(m[i, 1] - cands.typical[i]),
-                "coverage": float(cands.coverage[i]),
+                "coverage": coverage,
                 "query_terms": float(min(cands.query_terms, 10)) / 10.0,
             }
             hits.append(
                 Hit(
                     doc_id=self.docs[cands.rows[i]]["id"],
-                    passage_id=self.passage_ids[cands.passage[i]],
+                    passage_id=self.passage_ids[passage],
                     score=float(scores[i]),
                     confidence=calibration.confidence(features),
                     dense=features["dense"],
                     lexical=features["lexical"],
-                    chunk=self.chunk_text[cands.chunk[i]],
+                    chunk=self.chunk_text[chunk],
                     features=features,
                 )
             )
@@ -291,9 +322,14 @@ class IndexStore:
             if previous is None or old_hashes.get(doc.id) != hashes[doc.id] or doc.id not in previous.doc_row
         ]
         texts = [u[2] for i in fresh_docs for u in all_units[i]]
+        # Equal texts get equal vectors: boilerplate sections and per-team variants of one article
+        # are embedded once.
+        unique = list(dict.fromkeys(texts))
         if on_total:
-            on_total(len(texts))
-        fresh_vectors = embedder.encode_documents(texts, progress=progress)
+            on_total(len(unique))
+        unique_vectors = embedder.encode_documents(unique, progress=progress)
+        slot = {text: row for row, text in enumerate(unique)}
+        fresh_vectors = unique_vectors[[slot[t] for t in texts]] if texts else unique_vectors
 
         dim = embedder.dim
         vectors = np.zeros((sum(len(u) for u in all_units), dim), dtype=np.float32)
@@ -381,7 +417,7 @@ class IndexStore:
             passages=len(passage_doc),
             chunks=len(vectors),
             embedded_documents=len(fresh_docs),
-            embedded_chunks=len(texts),
+            embedded_chunks=len(unique),
             removed_documents=removed,
             seconds=time.perf_counter() - started,
         )

@@ -87,14 +87,19 @@ def test_first_build_embeds_everything_then_nothing(kb_dirs, counting):
     articles, data = kb_dirs
     s = settings_for(articles, data)
     first = index_directory(s, counting)
-    every = sorted(t for slug in TOPICS for t in units_of(articles, slug))
-    assert sorted(counting.take()) == every
+    every = [t for slug in TOPICS for t in units_of(articles, slug)]
+    shared = "Who to contact: Call the service desk."
+    assert every.count(shared) == len(TOPICS)  # the same section in every article...
+    assert sorted(counting.take()) == sorted(set(every))  # ...is embedded once, like every text
     assert (first.articles, first.embedded_articles, first.removed_articles) == (4, 4, 0)
 
     again = index_directory(s, counting)
     assert counting.take() == []
     assert (again.articles, again.embedded_articles, again.removed_articles) == (4, 0, 0)
     assert again.passages == first.passages
+    index = IndexStore(s.index_path).load(counting)
+    rows = [i for i, text in enumerate(index.chunk_text) if text == "Call the service desk."]
+    assert len(rows) == len(TOPICS) and all((index.vectors[r] == index.vectors[rows[0]]).all() for r in rows)
 
 
 def test_changed_article_is_the_only_one_embedded(kb_dirs, counting, embedder):
@@ -160,7 +165,7 @@ def test_model_change_reembeds_everything(kb_dirs, counting, embedder):
     other = CountingEmbedder(embedder, name="another-model")
     summary = index_directory(s, other)
     assert summary.embedded_articles == 4
-    assert sorted(other.take()) == sorted(t for slug in TOPICS for t in units_of(articles, slug))
+    assert sorted(other.take()) == sorted({t for slug in TOPICS for t in units_of(articles, slug)})
 
 
 # -- atomic swap ------------------------------------------------------------------------------
