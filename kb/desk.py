@@ -159,10 +159,12 @@ class Desk:
         library = self.library
         own = library.by_locale.get(locale, [])
         vector = library.index.embedder.encode_queries([text])[0]
-        results = library.index.search(text, k=limit, only=own, vector=vector) if own else None
+        if own:  # one scoring pass ranks the user's locale and, for the fallback, every locale
+            results, anywhere = library.index.search_scoped(text, own, k=limit, vector=vector)
+        else:
+            results, anywhere = None, library.index.search(text, k=limit, vector=vector)
         fallback = False
         if results is None or not results.answered:
-            anywhere = library.index.search(text, k=limit, vector=vector)
             top_foreign = anywhere.hits and library.articles[anywhere.hits[0].doc_id].locale != locale
             if results is None or (anywhere.answered and top_foreign) or not results.hits:
                 fallback = bool(top_foreign)

@@ -11,7 +11,7 @@ A help article is represented three ways at once, because each wins on a differe
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -79,18 +79,46 @@ class DocModel:
 
 @dataclass(frozen=True)
 class Candidates:
-    """The candidate documents of one query with their evidence, one row per document."""
+    """The candidate documents of one query with their evidence, one row per document.
+
+    Only the ranking matrix is computed for every candidate. Where the answer sits inside a
+    document (its best passage and chunk) is worked out by `locate`, for the few that are shown.
+    """
 
     rows: np.ndarray  # document rows
     matrix: np.ndarray  # (len(rows), len(BASE)) in BASE order
-    passage: np.ndarray  # best passage row per document
-    chunk: np.ndarray  # best chunk row (within the best passage) per document
-    coverage: np.ndarray  # share of the query's terms found in the best passage
     typical: np.ndarray  # the document's typical chunk-to-prototype cosine
     query_terms: int
+    sims: np.ndarray  # query cosine of every candidate chunk, candidates' chunks back to back
+    offsets: np.ndarray  # where each candidate's chunks start in sims
+    lex: np.ndarray  # BM25 of every passage (scaled by the query's best possible score)
+    lex_matches: np.ndarray  # query terms found in every passage
+    blend: tuple[float, float]  # weights of a passage's best chunk and its BM25 when locating
 
     def __len__(self) -> int:
         return len(self.rows)
+
+    def subset(self, keep: np.ndarray) -> "Candidates":
+        """The same evidence for some of the candidates (in their order)."""
+        return replace(self, rows=self.rows[keep], matrix=self.matrix[keep], typical=self.typical[keep],
+                       offsets=self.offsets[keep])
+
+    def locate(self, i: int, ix: "object") -> tuple[int, int, float]:
+        """Candidate i's best passage row, best chunk row and the query-term coverage of the passage.
+
+        A passage is chosen by the blend of its best chunk and its own BM25, as documents are
+        ranked; the chunk is the best one inside it.
+        """
+        row = int(self.rows[i])
+        first, end = int(ix.doc_chunk_start[row]), int(ix.doc_chunk_start[row + 1])  # type: ignore[attr-defined]
+        sims = self.sims[self.offsets[i] : self.offsets[i] + end - first]
+        passages = ix.chunk_passage[first:end]  # type: ignore[attr-defined]
+        p_first, p_end = int(ix.doc_passage_start[row]), int(ix.doc_passage_start[row + 1])  # type: ignore[attr-defined]
+        best = np.full(p_end - p_first, -np.inf, dtype=np.float32)
+        np.maximum.at(best, passages - p_first, sims)
+        passage = p_first + int(np.argmax(self.blend[0] * best + self.blend[1] * self.lex[p_first:p_end]))
+        chunk = first + int(np.argmax(np.where(passages == passage, sims, -np.inf)))
+        return passage, chunk, float(self.lex_matches[passage]) / max(self.query_terms, 1)
 
 
 def score_candidates(
@@ -103,31 +131,32 @@ def score_candidates(
     query_terms: int,
     weights: np.ndarray,
 ) -> Candidates:
-    """Compute BASE evidence for candidate documents (vectorised over their chunks)."""
+    """Compute BASE evidence for candidate documents (vectorised over their chunks).
+
+    Candidate rows are sorted and a document's chunks are contiguous, so every per-document
+    maximum is a segmented `reduceat`; when every document is a candidate the chunk matrix is
+    used in place (no gathered copy).
+    """
+    vectors = ix.vectors  # type: ignore[attr-defined]
     starts, ends = ix.doc_chunk_start[rows], ix.doc_chunk_start[rows + 1]  # type: ignore[attr-defined]
     lengths = ends - starts
-    chunk_rows = np.repeat(ends - lengths.cumsum(), lengths) + np.arange(lengths.sum())
-    owner = np.repeat(np.arange(len(rows)), lengths)
-    sims = np.asarray(ix.vectors[chunk_rows]) @ qv  # type: ignore[attr-defined]
-    dense = np.full(len(rows), -1.0, dtype=np.float32)
-    np.maximum.at(dense, owner, sims)
-    title = np.where(lengths > 0, np.asarray(ix.vectors[np.minimum(starts, len(ix.vectors) - 1)]) @ qv, -1.0)  # type: ignore[attr-defined]
+    offsets = lengths.cumsum() - lengths
+    if len(rows) == len(ix.doc_chunk_start) - 1:  # type: ignore[attr-defined]
+        sims = np.asarray(vectors @ qv, dtype=np.float32)
+    else:
+        chunk_rows = np.repeat(starts - offsets, lengths) + np.arange(lengths.sum())
+        sims = np.asarray(vectors[chunk_rows] @ qv, dtype=np.float32)
+    dense = np.maximum.reduceat(sims, offsets)  # every document has its title chunk
+    title = sims[offsets]
     model: DocModel = ix.docmodel  # type: ignore[attr-defined]
     centroid = model.centroids[rows] @ qv
     classifier = model.classifier_logprob(qv)[rows] if model.weights.any() else np.zeros(len(rows))
     p_start, p_end = ix.doc_passage_start[rows], ix.doc_passage_start[rows + 1]  # type: ignore[attr-defined]
-    lexical = np.array([lex[a:b].max() if b > a else 0.0 for a, b in zip(p_start, p_end)]) / lex_scale
+    p_len = p_end - p_start
+    p_offsets = p_len.cumsum() - p_len
+    passage_rows = np.repeat(p_start - p_offsets, p_len) + np.arange(p_len.sum())
+    scaled = lex / lex_scale
+    lexical = np.maximum.reduceat(scaled[passage_rows], p_offsets)
     matrix = np.stack([dense, centroid, lexical, title, classifier], axis=1).astype(np.float32)
-    # the best passage blends its best chunk with its own BM25, as the document score does
-    passages = ix.chunk_passage[chunk_rows]  # type: ignore[attr-defined]
-    per_passage = np.full(len(lex), -np.inf, dtype=np.float32)
-    np.maximum.at(per_passage, passages, sims)
-    blend = weights[0] * per_passage + weights[2] * lex / lex_scale
-    best_passage = np.array([a + int(np.argmax(blend[a:b])) if b > a else a for a, b in zip(p_start, p_end)])
-    masked = np.where(passages == best_passage[owner], sims, -np.inf)
-    order = np.lexsort((-masked, owner))
-    owners, first = np.unique(owner[order], return_index=True)
-    best_chunk = starts.copy()
-    best_chunk[owners] = chunk_rows[order[first]]
-    coverage = lex_matches[best_passage] / max(query_terms, 1)
-    return Candidates(rows, matrix, best_passage, best_chunk, coverage, model.typical[rows], query_terms)
+    return Candidates(rows, matrix, model.typical[rows], query_terms, sims, offsets, scaled, lex_matches,
+                      (float(weights[0]), float(weights[2])))
