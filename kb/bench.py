@@ -103,15 +103,20 @@ def measure_build(settings: Settings, embedder, dense_kind: str = "auto") -> dic
     from kb.indexer import index_directory
 
     timed = TimedEmbedder(embedder)
+    calls = embedder.calls
     wall, cpu = time.perf_counter(), time.process_time()
     summary = index_directory(settings, timed, dense_kind=dense_kind)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    encoded = embedder.calls - calls
+    counts = json.loads((Path(summary.path) / "manifest.json").read_text())["counts"]
     first = sorted(settings.articles.glob("*.md"))[0]
     first.write_text(first.read_text() + "\n\nUpdated: restart the device after the change.\n")
     started = time.perf_counter()
     again = index_directory(settings, embedder, dense_kind=dense_kind)
     return {
-        "articles": summary.articles, "passages": summary.passages, "chunks": embedder.calls,
+        "articles": summary.articles, "passages": summary.passages, "chunks": counts["chunks"],
+        "distinct_vectors": counts["vectors"], "encoded": encoded,
+        "encoded_per_s": round(encoded / max(timed.seconds, 1e-9), 1),
         "seconds": round(wall, 2), "cpu_seconds": round(cpu, 2), "embed_seconds": round(timed.seconds, 2),
         "passages_per_s": round(summary.passages / wall, 1),
         "passages_per_cpu_s": round(summary.passages / max(cpu, 1e-9), 1),
@@ -321,6 +326,8 @@ def table(report: dict) -> str:
     sizes = list(report["sizes"])
     rows = [
         ("articles / passages / chunks", lambda r: f"{r['articles']} / {r['build']['passages']} / {r['build']['chunks']}", ""),
+        ("distinct chunk texts (vectors stored)", lambda r: r["build"]["distinct_vectors"], ""),
+        ("encoded per second while embedding", lambda r: r["build"]["encoded_per_s"], ""),
         ("full build, passages/s (wall)", lambda r: r["build"]["passages_per_s"], "≥ 150"),
         ("full build, passages per CPU-s", lambda r: r["build"]["passages_per_cpu_s"], ""),
         ("  of which embedding, s / total s", lambda r: f"{r['build']['embed_seconds']} / {r['build']['seconds']}", ""),

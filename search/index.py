@@ -4,9 +4,9 @@ Layout of an index root::
 
     root/current            -> builds/<name>   (symlink, replaced atomically)
     root/builds/<name>/manifest.json           model, dimensions, per-document hashes, calibration
-    root/builds/<name>/vectors.npy             one float32 row per chunk
+    root/builds/<name>/vectors.npy             one float32 row per distinct chunk text
     root/builds/<name>/dense.faiss             faiss index whose ids are chunk rows
-    root/builds/<name>/docs.json               documents, passages and chunks
+    root/builds/<name>/docs.json               documents, passages, chunks and each chunk's vector row
     root/builds/<name>/lexical*.{npz,npy,json} BM25 over passages
 
 Reads are thread-safe. Builds never touch a build that is being served: a new build directory is
@@ -36,7 +36,7 @@ from search.scoring import Candidates, DocModel, score_candidates
 from search.text import chunks as split_chunks
 from search.text import terms
 
-FORMAT = 3  # 3: per-document prototypes and classifier (prototypes.npz)
+FORMAT = 4  # 3: per-document prototypes and classifier; 4: each distinct vector stored once
 # Changing how chunks are cut or embedded changes the vectors: bump it to re-embed everything.
 CHUNKING = "v1"
 _FILES = ("manifest.json", "vectors.npy", "dense.faiss", "docs.json", "lexical.npz", "prototypes.npz")
@@ -99,14 +99,22 @@ class Index:
             )
         self.docs: list[dict] = data["docs"]
         self.chunk_text: list[str] = data["chunks"]
+        # Chunks with equal embedded text share one vector row (and one entry in the dense index).
+        self.chunk_vector = np.asarray(data["chunk_vector"], dtype=np.int64)
         self.chunk_passage = np.asarray(data["chunk_passage"], dtype=np.int64)
         self.passage_doc = np.asarray(data["passage_doc"], dtype=np.int64)
         self.doc_chunk_start = np.asarray(data["doc_chunk_start"], dtype=np.int64)
         self.doc_passage_start = np.asarray(data["doc_passage_start"], dtype=np.int64)
         self.passage_ids: list[str] = [p["id"] for d in self.docs for p in d["passages"]]
         self.doc_row = {d["id"]: i for i, d in enumerate(self.docs)}
-        if len(self.vectors) != len(self.chunk_text) or len(self.dense) != len(self.chunk_text):
+        if (len(self.chunk_vector) != len(self.chunk_text) or len(self.dense) != len(self.vectors)
+                or (len(self.chunk_vector) and not 0 <= self.chunk_vector.min() <= self.chunk_vector.max() < len(self.vectors))):
             raise IndexCorruptError(f"index build {path}: vector and chunk counts differ")
+        # vector row -> the documents whose chunks use it (CSR), for dense neighbourhoods
+        chunk_doc = np.repeat(np.arange(len(self.docs)), np.diff(self.doc_chunk_start))
+        order = np.argsort(self.chunk_vector, kind="stable")
+        self._vector_docs = chunk_doc[order]
+        self._vector_docs_start = np.searchsorted(self.chunk_vector[order], np.arange(len(self.vectors) + 1))
         self.calibration = Calibration.from_dict(self.manifest.get("calibration"))
         self.fusion = Fusion.from_dict(self.manifest.get("fusion"))
 
@@ -123,7 +131,7 @@ class Index:
     def document_vectors(self, doc_id: str) -> np.ndarray:
         """The chunk vectors of one document (for 'related' lookups)."""
         row = self.doc_row[doc_id]
-        return np.asarray(self.vectors[self.doc_chunk_start[row] : self.doc_chunk_start[row + 1]])
+        return np.asarray(self.vectors[self.chunk_vector[self.doc_chunk_start[row] : self.doc_chunk_start[row + 1]]])
 
     # -- search ---------------------------------------------------------------------------
 
@@ -241,7 +249,10 @@ class Index:
             return list(range(len(self.docs)))  # small KBs are scored exactly
         want = 200 if allowed is None else 1000
         _, ids = self.dense.search(qv[None, :], want)
-        rows = set(int(self.passage_doc[self.chunk_passage[i]]) for i in ids[0] if i >= 0)
+        rows: set[int] = set()
+        for v in ids[0]:  # nearest vectors first, until enough documents use them
+            if v >= 0 and len(rows) < want:
+                rows.update(self._vector_docs[self._vector_docs_start[v] : self._vector_docs_start[v + 1]].tolist())
         if lex.any():
             top = np.argpartition(-lex, min(50, len(lex) - 1))[:50]
             rows.update(int(self.passage_doc[p]) for p in top if lex[p] > 0)
@@ -321,20 +332,23 @@ class IndexStore:
             i for i, doc in enumerate(documents)
             if previous is None or old_hashes.get(doc.id) != hashes[doc.id] or doc.id not in previous.doc_row
         ]
-        texts = [u[2] for i in fresh_docs for u in all_units[i]]
-        # Equal texts get equal vectors: boilerplate sections and per-team variants of one article
-        # are embedded once.
-        unique = list(dict.fromkeys(texts))
+        # Equal texts get one vector: boilerplate sections and per-team copies of an article are
+        # embedded, stored and searched once. Unchanged documents bring their vectors along.
+        known: dict[str, np.ndarray] = {}
+        fresh_set = set(fresh_docs)
+        for i, doc in enumerate(documents):
+            if i not in fresh_set:
+                for unit, vector in zip(all_units[i], previous.document_vectors(doc.id)):  # type: ignore[union-attr]
+                    known.setdefault(unit[2], vector)
+        texts = list(dict.fromkeys(u[2] for i in fresh_docs for u in all_units[i] if u[2] not in known))
         if on_total:
-            on_total(len(unique))
-        unique_vectors = embedder.encode_documents(unique, progress=progress)
-        slot = {text: row for row, text in enumerate(unique)}
-        fresh_vectors = unique_vectors[[slot[t] for t in texts]] if texts else unique_vectors
+            on_total(len(texts))
+        fresh_vectors = embedder.encode_documents(texts, progress=progress)
+        known.update(zip(texts, fresh_vectors))
 
         dim = embedder.dim
-        vectors = np.zeros((sum(len(u) for u in all_units), dim), dtype=np.float32)
-        fresh_at = 0
-        fresh_set = set(fresh_docs)
+        slot: dict[str, int] = {}
+        chunk_vector: list[int] = []
         chunk_text: list[str] = []
         chunk_passage: list[int] = []
         passage_doc: list[int] = []
@@ -343,20 +357,19 @@ class IndexStore:
         docs_out = []
         for i, doc in enumerate(documents):
             units = all_units[i]
-            start = doc_chunk_start[-1]
-            if i in fresh_set:
-                vectors[start : start + len(units)] = fresh_vectors[fresh_at : fresh_at + len(units)]
-                fresh_at += len(units)
-            else:
-                vectors[start : start + len(units)] = previous.document_vectors(doc.id)  # type: ignore[union-attr]
             base = doc_passage_start[-1]
-            for number, shown, _ in units:
+            for number, shown, embedded in units:
+                chunk_vector.append(slot.setdefault(embedded, len(slot)))
                 chunk_text.append(shown)
                 chunk_passage.append(base + number)
             passage_doc.extend([i] * len(doc.passages))
-            doc_chunk_start.append(start + len(units))
+            doc_chunk_start.append(doc_chunk_start[-1] + len(units))
             doc_passage_start.append(base + len(doc.passages))
             docs_out.append(asdict(doc))
+        vectors = np.zeros((len(slot), dim), dtype=np.float32)
+        for text, row in slot.items():
+            vectors[row] = known[text]
+        chunk_vectors = np.asarray(chunk_vector, dtype=np.int64)
 
         passage_texts = [
             " ".join([doc.title, *doc.aliases, p.heading, p.text])
@@ -373,10 +386,20 @@ class IndexStore:
             DenseIndex.build(vectors, ids, kind=dense_kind).save(tmp / "dense.faiss")
             LexicalIndex.build(passage_texts).save(tmp)
             chunk_doc = np.repeat(np.arange(len(documents)), np.diff(doc_chunk_start))
-            DocModel.build(vectors, chunk_doc, len(documents)).save(tmp)
+            start = None
+            if previous is not None and previous.docmodel.weights.any():
+                kept = [previous.doc_row.get(doc.id) for doc in documents]
+                weights = np.zeros((len(documents), dim), dtype=np.float32)
+                bias = np.zeros(len(documents), dtype=np.float32)
+                for i, row in enumerate(kept):
+                    if row is not None:
+                        weights[i], bias[i] = previous.docmodel.weights[row], previous.docmodel.bias[row]
+                start = (weights, bias)
+            DocModel.build(vectors[chunk_vectors], chunk_doc, len(documents), start=start).save(tmp)
             (tmp / "docs.json").write_text(json.dumps({
                 "docs": docs_out,
                 "chunks": chunk_text,
+                "chunk_vector": chunk_vector,
                 "chunk_passage": chunk_passage,
                 "passage_doc": passage_doc,
                 "doc_chunk_start": doc_chunk_start,
@@ -395,7 +418,8 @@ class IndexStore:
                 "dim": dim,
                 "created": time.time(),
                 "dense_kind": dense_kind,
-                "counts": {"documents": len(documents), "passages": len(passage_doc), "chunks": len(vectors)},
+                "counts": {"documents": len(documents), "passages": len(passage_doc), "chunks": len(chunk_text),
+                           "vectors": len(vectors)},
                 "docs": hashes,
                 "calibration": (calibration or Calibration()).to_dict(),
                 "fusion": (fusion or Fusion()).to_dict(),
@@ -415,9 +439,9 @@ class IndexStore:
             path=target,
             documents=len(documents),
             passages=len(passage_doc),
-            chunks=len(vectors),
+            chunks=len(chunk_text),
             embedded_documents=len(fresh_docs),
-            embedded_chunks=len(unique),
+            embedded_chunks=len(texts),
             removed_documents=removed,
             seconds=time.perf_counter() - started,
         )

@@ -10,6 +10,7 @@ A help article is represented three ways at once, because each wins on a differe
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -35,8 +36,15 @@ class DocModel:
     bias: np.ndarray  # (docs,)
 
     @classmethod
-    def build(cls, vectors: np.ndarray, chunk_doc: np.ndarray, docs: int) -> "DocModel":
-        """Compute prototypes and train the article classifier from chunk vectors."""
+    def build(
+        cls, vectors: np.ndarray, chunk_doc: np.ndarray, docs: int,
+        start: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> "DocModel":
+        """Compute prototypes and train the article classifier from chunk vectors.
+
+        `start` (weights, bias per document) warm-starts the classifier from the previous build,
+        so re-indexing a few changed articles converges in a few iterations instead of a full fit.
+        """
         dim = vectors.shape[1]
         sums = np.zeros((docs, dim), dtype=np.float64)
         np.add.at(sums, chunk_doc, vectors)
@@ -50,10 +58,15 @@ class DocModel:
         bias = np.zeros(docs, dtype=np.float32)
         if 2 <= docs <= CLASSIFIER_MAX_DOCS and len(vectors) <= CLASSIFIER_MAX_CHUNKS:
             from sklearn.linear_model import LogisticRegression
+            from threadpoolctl import threadpool_limits
 
-            with warnings.catch_warnings():
+            model = LogisticRegression(C=CLASSIFIER_C, max_iter=300, warm_start=start is not None and docs > 2)
+            if model.warm_start:
+                model.coef_, model.intercept_ = start[0].astype(np.float64), start[1].astype(np.float64)  # type: ignore[index]
+            # a build may use every core (serving processes limit BLAS to one thread per request)
+            with warnings.catch_warnings(), threadpool_limits(os.cpu_count() or 1, user_api="blas"):
                 warnings.simplefilter("ignore")  # convergence chatter: the fit is good enough early
-                model = LogisticRegression(C=CLASSIFIER_C, max_iter=300).fit(vectors, chunk_doc)
+                model.fit(vectors, chunk_doc)
             if docs == 2:  # binary: sklearn keeps one row; spread it symmetrically
                 weights[1], bias[1] = model.coef_[0] / 2, model.intercept_[0] / 2
                 weights[0], bias[0] = -weights[1], -bias[1]
@@ -137,15 +150,16 @@ def score_candidates(
     maximum is a segmented `reduceat`; when every document is a candidate the chunk matrix is
     used in place (no gathered copy).
     """
-    vectors = ix.vectors  # type: ignore[attr-defined]
+    vectors, chunk_vector = ix.vectors, ix.chunk_vector  # type: ignore[attr-defined]
     starts, ends = ix.doc_chunk_start[rows], ix.doc_chunk_start[rows + 1]  # type: ignore[attr-defined]
     lengths = ends - starts
     offsets = lengths.cumsum() - lengths
-    if len(rows) == len(ix.doc_chunk_start) - 1:  # type: ignore[attr-defined]
-        sims = np.asarray(vectors @ qv, dtype=np.float32)
+    every = len(rows) == len(ix.doc_chunk_start) - 1  # type: ignore[attr-defined]
+    used = chunk_vector if every else chunk_vector[np.repeat(starts - offsets, lengths) + np.arange(lengths.sum())]
+    if len(vectors) <= 2 * len(used):  # cheaper to score every distinct vector in place than to gather
+        sims = np.asarray(vectors @ qv, dtype=np.float32)[used]
     else:
-        chunk_rows = np.repeat(starts - offsets, lengths) + np.arange(lengths.sum())
-        sims = np.asarray(vectors[chunk_rows] @ qv, dtype=np.float32)
+        sims = np.asarray(vectors[used] @ qv, dtype=np.float32)
     dense = np.maximum.reduceat(sims, offsets)  # every document has its title chunk
     title = sims[offsets]
     model: DocModel = ix.docmodel  # type: ignore[attr-defined]
