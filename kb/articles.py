@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import yaml
 from markdown_it import MarkdownIt
@@ -239,26 +240,40 @@ class LoadResult:
 
     articles: list[Article]
     errors: list[ArticleError]
+    digests: dict[str, str] = field(default_factory=dict)  # file name -> SHA-256 of its source
 
 
-def load_dir(directory: Path) -> LoadResult:
-    """Load every *.md under a directory; a bad file is reported and the rest still load."""
+def source_digest(source: str) -> str:
+    return hashlib.sha256(source.encode()).hexdigest()
+
+
+def load_dir(directory: Path, known: Mapping[tuple[str, str], Article] | None = None) -> LoadResult:
+    """Load every *.md under a directory; a bad file is reported and the rest still load.
+
+    `known` maps (file name, source digest) to an article parsed before: parsing is a pure function
+    of those two, so an unchanged file is not parsed again.
+    """
     directory = Path(directory)
     if not directory.is_dir():
         raise ArticleError(str(directory), "articles directory does not exist")
-    return load_files(sorted(directory.rglob("*.md")), base=directory)
+    return load_files(sorted(directory.rglob("*.md")), base=directory, known=known)
 
 
-def load_files(paths: Iterable[Path], base: Path | None = None) -> LoadResult:
+def load_files(
+    paths: Iterable[Path], base: Path | None = None, known: Mapping[tuple[str, str], Article] | None = None
+) -> LoadResult:
     articles: list[Article] = []
     errors: list[ArticleError] = []
+    digests: dict[str, str] = {}
     by_slug: dict[str, Article] = {}
     for path in paths:
         name = str(path.relative_to(base)) if base else str(path)
         if path.name.lower() == "readme.md":
             continue
         try:
-            article = parse(path.read_text(encoding="utf-8"), name)
+            source = path.read_text(encoding="utf-8")
+            digests[name] = source_digest(source)
+            article = (known or {}).get((name, digests[name])) or parse(source, name)
         except UnicodeDecodeError:
             errors.append(ArticleError(name, "file is not valid UTF-8"))
             continue
@@ -270,4 +285,4 @@ def load_files(paths: Iterable[Path], base: Path | None = None) -> LoadResult:
             continue
         by_slug[article.slug] = article
         articles.append(article)
-    return LoadResult(articles, errors)
+    return LoadResult(articles, errors, digests)

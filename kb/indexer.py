@@ -9,6 +9,7 @@ from typing import Callable, Sequence
 
 from search.embed import Embedder, SentenceTransformerEmbedder
 from search.fusion import Calibration, Fusion
+from search.errors import IndexCorruptError, IndexMissingError
 from search.index import BuildReport, IndexStore
 from search.model import Document, Passage
 
@@ -17,6 +18,7 @@ from kb.errors import ArticleError
 from kb.settings import Settings
 
 ARTICLES_FILE = "articles.json"
+SOURCES_FILE = "sources.json"  # file name -> digest of the source each published article came from
 CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
 
 
@@ -70,6 +72,7 @@ def index_articles(
     dense_kind: str = "auto",
     progress: Callable[[int], None] | None = None,
     on_total: Callable[[int], None] | None = None,
+    digests: dict[str, str] | None = None,
 ) -> IndexSummary:
     """Index the published articles into root (incrementally) and swap the new build in."""
     published = [a for a in articles if a.published]
@@ -83,7 +86,10 @@ def index_articles(
         dense_kind=dense_kind,
         progress=progress,
         on_total=on_total,
-        files={ARTICLES_FILE: json.dumps([_article_record(a) for a in published], ensure_ascii=False)},
+        files={
+            ARTICLES_FILE: json.dumps([_article_record(a) for a in published], ensure_ascii=False),
+            SOURCES_FILE: json.dumps({a.path: (digests or {}).get(a.path, "") for a in published}),
+        },
     )
     return IndexSummary(
         articles=len(published),
@@ -98,9 +104,23 @@ def index_articles(
 
 
 def index_directory(settings: Settings, embedder: Embedder, **kwargs) -> IndexSummary:
-    """Load the articles directory, skipping bad files with their reasons, and index it."""
-    loaded = load_dir(settings.articles)
-    return index_articles(loaded.articles, settings.index_path, embedder, skipped=loaded.errors, **kwargs)
+    """Load the articles directory, skipping bad files with their reasons, and index it.
+
+    Files whose source is unchanged since the live build are taken from it rather than parsed.
+    """
+    loaded = load_dir(settings.articles, known=previous_articles(settings.index_path))
+    return index_articles(loaded.articles, settings.index_path, embedder, skipped=loaded.errors,
+                          digests=loaded.digests, **kwargs)
+
+
+def previous_articles(root: Path) -> dict[tuple[str, str], Article]:
+    """The live build's published articles keyed by (file name, source digest); empty if none."""
+    try:
+        build = IndexStore(root).current_path()
+        digests = json.loads((build / SOURCES_FILE).read_text())
+        return {(a.path, digests[a.path]): a for a in load_articles(build) if digests.get(a.path)}
+    except (IndexMissingError, IndexCorruptError, OSError, ValueError, KeyError, TypeError):
+        return {}  # nothing to reuse: every file is parsed
 
 
 def _article_record(article: Article) -> dict:
