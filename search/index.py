@@ -44,8 +44,19 @@ _FILES = ("manifest.json", "vectors.npy", "dense.faiss", "docs.json", "lexical.n
 
 def document_hash(doc: Document, model: str) -> str:
     """Content hash of a document as embedded by one model."""
-    payload = json.dumps([CHUNKING, model, asdict(doc)], ensure_ascii=False, sort_keys=True)
+    payload = json.dumps([CHUNKING, model, _as_dict(doc)], ensure_ascii=False, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _as_dict(doc: Document) -> dict:
+    """dataclasses.asdict for a Document, without its deep-copying cost on 10k documents."""
+    return {"id": doc.id, "title": doc.title, "aliases": list(doc.aliases),
+            "passages": [{"id": p.id, "heading": p.heading, "text": p.text} for p in doc.passages]}
+
+
+def lexical_texts(docs: Iterable[dict]) -> list[str]:
+    """The text BM25 indexes for each passage of documents (as stored in docs.json)."""
+    return [" ".join([d["title"], *d["aliases"], p["heading"], p["text"]]) for d in docs for p in d["passages"]]
 
 
 def embedding_units(doc: Document) -> list[tuple[int, str, str]]:
@@ -365,16 +376,19 @@ class IndexStore:
             passage_doc.extend([i] * len(doc.passages))
             doc_chunk_start.append(doc_chunk_start[-1] + len(units))
             doc_passage_start.append(base + len(doc.passages))
-            docs_out.append(asdict(doc))
+            docs_out.append(_as_dict(doc))
         vectors = np.zeros((len(slot), dim), dtype=np.float32)
         for text, row in slot.items():
             vectors[row] = known[text]
         chunk_vectors = np.asarray(chunk_vector, dtype=np.int64)
 
-        passage_texts = [
-            " ".join([doc.title, *doc.aliases, p.heading, p.text])
-            for doc in documents for p in doc.passages
-        ]
+        passage_texts = lexical_texts(docs_out)
+        reuse = None
+        if previous is not None:
+            try:
+                reuse = (LexicalIndex.load(previous.path, counts=True), lexical_texts(previous.docs))
+            except (OSError, ValueError):
+                reuse = None  # tokenise everything again
         name = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}-{time.time_ns() % 1_000_000:06d}"
         builds = self.root / "builds"
         target = builds / name
@@ -384,7 +398,7 @@ class IndexStore:
             np.save(tmp / "vectors.npy", vectors)
             ids = np.arange(len(vectors), dtype=np.int64)
             DenseIndex.build(vectors, ids, kind=dense_kind).save(tmp / "dense.faiss")
-            LexicalIndex.build(passage_texts).save(tmp)
+            LexicalIndex.build(passage_texts, reuse=reuse).save(tmp)
             chunk_doc = np.repeat(np.arange(len(documents)), np.diff(doc_chunk_start))
             start = None
             if previous is not None and previous.docmodel.weights.any():

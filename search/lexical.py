@@ -19,35 +19,57 @@ from search.text import terms
 class LexicalIndex:
     """BM25 (k1, b) over a list of texts addressed by row number."""
 
-    def __init__(self, matrix: sparse.csc_matrix, vocab: dict[str, int], idf: np.ndarray) -> None:
+    def __init__(self, matrix: sparse.csc_matrix, vocab: dict[str, int], idf: np.ndarray,
+                 tf: sparse.csr_matrix | None = None) -> None:
         self._matrix = matrix  # rows: texts, columns: terms, values: BM25 term weights
         self._vocab = vocab
         self._idf = idf
+        self._tf = tf  # raw term counts, kept so the next build can reuse unchanged rows
 
     @classmethod
-    def build(cls, texts: Sequence[str], k1: float = 1.2, b: float = 0.75) -> "LexicalIndex":
-        vocab: dict[str, int] = {}
-        rows, cols, tfs = [], [], []
-        lengths = np.zeros(len(texts), dtype=np.float32)
+    def build(
+        cls, texts: Sequence[str], k1: float = 1.2, b: float = 0.75,
+        reuse: tuple["LexicalIndex", Sequence[str]] | None = None,
+    ) -> "LexicalIndex":
+        """Index texts. `reuse` = (previous index, its texts): equal texts keep their term counts
+        instead of being tokenised again, which is most of the cost of a re-index."""
+        previous = reuse[0] if reuse and reuse[0]._tf is not None else None
+        vocab: dict[str, int] = dict(previous._vocab) if previous else {}  # new terms are appended
+        old_row = {text: i for i, text in enumerate(reuse[1])} if previous else {}  # type: ignore[index]
+        rows: list[int] = []
+        cols: list[int] = []
+        tfs: list[int] = []
+        kept_at: list[int] = []
+        kept_from: list[int] = []
         for row, text in enumerate(texts):
-            counts = Counter(terms(text))
-            lengths[row] = sum(counts.values())
-            for term, tf in counts.items():
-                col = vocab.setdefault(term, len(vocab))
+            if text in old_row:
+                kept_at.append(row)
+                kept_from.append(old_row[text])
+                continue
+            for term, tf in Counter(terms(text)).items():
                 rows.append(row)
-                cols.append(col)
+                cols.append(vocab.setdefault(term, len(vocab)))
                 tfs.append(tf)
+        r, c, t = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64), np.asarray(tfs, dtype=np.float32)
+        if kept_at:
+            old = previous._tf[kept_from].tocoo()  # type: ignore[union-attr,index]
+            r = np.concatenate([r, np.asarray(kept_at, dtype=np.int64)[old.row]])
+            c = np.concatenate([c, old.col.astype(np.int64)])
+            t = np.concatenate([t, old.data.astype(np.float32)])
+        counts = sparse.csr_matrix((t, (r, c)), shape=(len(texts), len(vocab)), dtype=np.float32)
+        counts.sort_indices()
+        lengths = np.asarray(counts.sum(axis=1), dtype=np.float32).ravel()
         n = max(len(texts), 1)
-        tf = np.asarray(tfs, dtype=np.float32)
         avg = float(lengths.mean()) if len(texts) else 1.0
-        norm = k1 * (1 - b + b * lengths[np.asarray(rows, dtype=np.int64)] / max(avg, 1e-9))
+        coo = counts.tocoo()
+        tf = coo.data
+        norm = k1 * (1 - b + b * lengths[coo.row] / max(avg, 1e-9))
         weights = tf * (k1 + 1) / (tf + norm) if len(tf) else tf
-        matrix = sparse.csc_matrix(
-            (weights, (rows, cols)), shape=(len(texts), len(vocab)), dtype=np.float32
-        )
+        matrix = sparse.csc_matrix((weights, (coo.row, coo.col)), shape=counts.shape, dtype=np.float32)
         df = np.diff(matrix.indptr).astype(np.float32)
         idf = np.log(1 + (n - df + 0.5) / (df + 0.5)).astype(np.float32)
-        return cls(matrix, vocab, idf)
+        idf[df == 0] = 0.0  # terms only removed texts had: unknown, as in a fresh build
+        return cls(matrix, vocab, idf, counts)
 
     def query_columns(self, query: str) -> tuple[np.ndarray, np.ndarray]:
         """Return the matrix columns and idf weights of the query's known terms."""
@@ -81,13 +103,17 @@ class LexicalIndex:
         return float(weights.sum()) * 2.2  # (k1 + 1) is the most one term can contribute
 
     def save(self, path: Path) -> None:
-        sparse.save_npz(path / "lexical.npz", self._matrix)
+        sparse.save_npz(path / "lexical.npz", self._matrix, compressed=False)
+        if self._tf is not None:
+            sparse.save_npz(path / "lexical_tf.npz", self._tf, compressed=False)
         np.save(path / "lexical_idf.npy", self._idf)
         (path / "lexical_vocab.json").write_text(json.dumps(self._vocab, ensure_ascii=False))
 
     @classmethod
-    def load(cls, path: Path) -> "LexicalIndex":
+    def load(cls, path: Path, counts: bool = False) -> "LexicalIndex":
+        """Load an index; `counts` also loads the raw term counts a later build can reuse."""
         matrix = sparse.load_npz(path / "lexical.npz").tocsc()
         idf = np.load(path / "lexical_idf.npy")
         vocab = json.loads((path / "lexical_vocab.json").read_text())
-        return cls(matrix, vocab, idf)
+        tf = sparse.load_npz(path / "lexical_tf.npz").tocsr() if counts and (path / "lexical_tf.npz").exists() else None
+        return cls(matrix, vocab, idf, tf)

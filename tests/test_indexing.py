@@ -322,3 +322,15 @@ def test_unchanged_files_are_not_parsed_again(kb_dirs, counting, monkeypatch):
     assert parsed == ["payslip.md"]  # the other three came from the live build
     desk = served(data, counting)
     assert "25th" in desk.article("payslip").body and desk.article("vpn-drops").title == "VPN keeps disconnecting"
+
+
+def test_lexical_reuse_scores_like_a_fresh_build():
+    before = ["Clear a paper jam in tray 2", "VPN keeps disconnecting at home", "Book a parking space",
+              "Order printer toner"]
+    after = ["Clear a paper jam in tray 2", "Book a parking space on level -2", "Reset the VPN token",
+             "VPN keeps disconnecting at home"]
+    fresh = LexicalIndex.build(after)
+    reused = LexicalIndex.build(after, reuse=(LexicalIndex.build(before), before))
+    for query in ("paper jam", "vpn", "parking level", "token reset", "printer toner jam", "nothing matches here"):
+        assert reused.score(query) == pytest.approx(fresh.score(query), abs=1e-6), query
+        assert reused.max_score(query) == pytest.approx(fresh.max_score(query))
