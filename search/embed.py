@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import platform
+import queue
 import shutil
 import threading
 import time
@@ -122,6 +123,72 @@ def export_onnx(source: str, cache_dir: Path, model: str, int8: bool) -> tuple[P
     return q_dir, "onnx/model_qint8.onnx"
 
 
+class QueryBatcher:
+    """Encode queries from many threads in shared batches.
+
+    Under concurrent requests, encoding four short queries in one model call costs about twice
+    one, not four times. Each worker thread takes whatever is waiting (up to `max_batch` texts),
+    encodes it in one call and hands every caller its rows; a lone request is encoded at once.
+    """
+
+    def __init__(self, encode: Callable[[list[str]], np.ndarray], workers: int = 2, max_batch: int = 8) -> None:
+        self._encode = encode
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._max_batch = max_batch
+        self._workers = workers
+        self._started = False
+        self._lock = threading.Lock()
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """Encode texts (one caller's); blocks until their vectors are ready."""
+        if not self._started:
+            self._start()
+        job = _Job(texts)
+        self._queue.put(job)
+        job.done.wait()
+        if job.error is not None:
+            raise job.error
+        return job.vectors  # type: ignore[return-value]
+
+    def _start(self) -> None:
+        with self._lock:
+            if not self._started:
+                for n in range(self._workers):
+                    threading.Thread(target=self._run, name=f"kb-encode-{n}", daemon=True).start()
+                self._started = True
+
+    def _run(self) -> None:
+        while True:
+            jobs = [self._queue.get()]
+            size = len(jobs[0].texts)
+            while size < self._max_batch:
+                try:
+                    jobs.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+                size += len(jobs[-1].texts)
+            try:
+                vectors = self._encode([t for job in jobs for t in job.texts])
+                at = 0
+                for job in jobs:
+                    job.vectors, at = vectors[at : at + len(job.texts)], at + len(job.texts)
+            except BaseException as exc:  # the callers get the error; the worker lives on
+                for job in jobs:
+                    job.error = exc
+            for job in jobs:
+                job.done.set()
+
+
+class _Job:
+    __slots__ = ("texts", "vectors", "error", "done")
+
+    def __init__(self, texts: list[str]) -> None:
+        self.texts = texts
+        self.vectors: np.ndarray | None = None
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+
+
 class SentenceTransformerEmbedder:
     """An embedder over sentence-transformers, loaded from disk only (never from a hub)."""
 
@@ -133,6 +200,7 @@ class SentenceTransformerEmbedder:
         cache_size: int = 4096,
         threads: int = 0,
         cache_dir: Path | None = None,
+        batch_queries: bool = True,
     ) -> None:
         # Offline by construction: a missing model must fail, not download.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -156,6 +224,7 @@ class SentenceTransformerEmbedder:
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
+        self._batcher = QueryBatcher(self._encode, workers=os.cpu_count() or 1) if batch_queries else None
         self.calls = 0  # documents encoded, counted so tests can prove incremental indexing
         self.cache_hits = 0
         self.cache_misses = 0
@@ -185,7 +254,8 @@ class SentenceTransformerEmbedder:
             self.cache_hits += len(texts) - len(missing)
             self.cache_misses += len(missing)
         if missing:
-            out[missing] = self._encode([texts[i] for i in missing])
+            wanted = [texts[i] for i in missing]
+            out[missing] = self._batcher.encode(wanted) if self._batcher else self._encode(wanted)
             with self._lock:
                 for i in missing:
                     self._cache[texts[i]] = out[i].copy()
