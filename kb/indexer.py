@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -124,8 +124,9 @@ def previous_articles(root: Path) -> dict[tuple[str, str], Article]:
 
 
 def _article_record(article: Article) -> dict:
-    record = asdict(article)
-    record["sections"] = [asdict(s) for s in article.sections]
+    """An article as JSON (dataclasses.asdict deep-copies every string: 2 s on 10k articles)."""
+    record = {f.name: getattr(article, f.name) for f in fields(Article)}
+    record["sections"] = [{f.name: getattr(s, f.name) for f in fields(Section)} for s in article.sections]
     return record
 
 

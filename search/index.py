@@ -44,8 +44,14 @@ _FILES = ("manifest.json", "vectors.npy", "dense.faiss", "docs.json", "lexical.n
 
 def document_hash(doc: Document, model: str) -> str:
     """Content hash of a document as embedded by one model."""
-    payload = json.dumps([CHUNKING, model, _as_dict(doc)], ensure_ascii=False, sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()
+    digest = hashlib.sha256()
+    fields = [CHUNKING, model, doc.id, doc.title, str(len(doc.aliases)), *doc.aliases]
+    for p in doc.passages:
+        fields += [p.id, p.heading, p.text]
+    for field in fields:  # length-prefixed: no two different documents give the same bytes
+        data = field.encode()
+        digest.update(len(data).to_bytes(8, "little") + data)
+    return digest.hexdigest()
 
 
 def _as_dict(doc: Document) -> dict:
@@ -138,6 +144,25 @@ class Index:
 
     def doc_ids(self) -> list[str]:
         return [d["id"] for d in self.docs]
+
+    def chunk_range(self, doc_id: str) -> slice:
+        row = self.doc_row[doc_id]
+        return slice(int(self.doc_chunk_start[row]), int(self.doc_chunk_start[row + 1]))
+
+    def units(self, doc_id: str) -> list[tuple[int, str, str]]:
+        """A stored document's embedding units, as `embedding_units` cut them (no re-chunking)."""
+        row = self.doc_row[doc_id]
+        doc = self.docs[row]
+        span = self.chunk_range(doc_id)
+        first = int(self.doc_passage_start[row])
+        plain = 1 + len(doc["aliases"])  # the title and aliases are embedded as they are
+        out = []
+        for k, (shown, passage) in enumerate(zip(self.chunk_text[span], self.chunk_passage[span].tolist())):
+            number = passage - first
+            heading = doc["passages"][number]["heading"]
+            prefixed = k >= plain and heading and heading != doc["title"]
+            out.append((number, shown, f"{heading}: {shown}" if prefixed else shown))
+        return out
 
     def document_vectors(self, doc_id: str) -> np.ndarray:
         """The chunk vectors of one document (for 'related' lookups)."""
@@ -338,24 +363,28 @@ class IndexStore:
             seen.add(doc.id)
         hashes = {doc.id: document_hash(doc, embedder.name) for doc in documents}
 
-        all_units = [embedding_units(doc) for doc in documents]
         fresh_docs = [
             i for i, doc in enumerate(documents)
             if previous is None or old_hashes.get(doc.id) != hashes[doc.id] or doc.id not in previous.doc_row
         ]
-        # Equal texts get one vector: boilerplate sections and per-team copies of an article are
-        # embedded, stored and searched once. Unchanged documents bring their vectors along.
-        known: dict[str, np.ndarray] = {}
         fresh_set = set(fresh_docs)
-        for i, doc in enumerate(documents):
-            if i not in fresh_set:
-                for unit, vector in zip(all_units[i], previous.document_vectors(doc.id)):  # type: ignore[union-attr]
-                    known.setdefault(unit[2], vector)
-        texts = list(dict.fromkeys(u[2] for i in fresh_docs for u in all_units[i] if u[2] not in known))
+        # unchanged documents keep their chunks and vectors; only changed ones are cut again
+        all_units = [embedding_units(doc) if i in fresh_set else previous.units(doc.id)  # type: ignore[union-attr]
+                     for i, doc in enumerate(documents)]
+        # Equal texts get one vector: boilerplate sections and per-team copies of an article are
+        # embedded, stored and searched once.
+        old_row: dict[str, int] = {}  # embedded text -> its row in the previous build's vectors
+        if previous is not None:  # every text the live build embedded, changed articles' included
+            kept = {doc.id: all_units[i] for i, doc in enumerate(documents) if i not in fresh_set}
+            for doc_id in previous.doc_ids():
+                rows = previous.chunk_vector[previous.chunk_range(doc_id)].tolist()
+                for unit, row in zip(kept.get(doc_id) or previous.units(doc_id), rows):
+                    old_row.setdefault(unit[2], row)
+        texts = list(dict.fromkeys(u[2] for i in fresh_docs for u in all_units[i] if u[2] not in old_row))
         if on_total:
             on_total(len(texts))
         fresh_vectors = embedder.encode_documents(texts, progress=progress)
-        known.update(zip(texts, fresh_vectors))
+        new_row = {text: row for row, text in enumerate(texts)}
 
         dim = embedder.dim
         slot: dict[str, int] = {}
@@ -378,8 +407,14 @@ class IndexStore:
             doc_passage_start.append(base + len(doc.passages))
             docs_out.append(_as_dict(doc))
         vectors = np.zeros((len(slot), dim), dtype=np.float32)
-        for text, row in slot.items():
-            vectors[row] = known[text]
+        if slot:
+            ordered = list(slot)  # slot rows are 0..n-1 in insertion order
+            reused = np.array([i for i, t in enumerate(ordered) if t in old_row], dtype=np.int64)
+            if len(reused):
+                vectors[reused] = previous.vectors[[old_row[ordered[i]] for i in reused]]  # type: ignore[union-attr]
+            made = np.array([i for i, t in enumerate(ordered) if t not in old_row], dtype=np.int64)
+            if len(made):
+                vectors[made] = fresh_vectors[[new_row[ordered[i]] for i in made]]
         chunk_vectors = np.asarray(chunk_vector, dtype=np.int64)
 
         passage_texts = lexical_texts(docs_out)
@@ -409,7 +444,7 @@ class IndexStore:
                     if row is not None:
                         weights[i], bias[i] = previous.docmodel.weights[row], previous.docmodel.bias[row]
                 start = (weights, bias)
-            DocModel.build(vectors[chunk_vectors], chunk_doc, len(documents), start=start).save(tmp)
+            DocModel.build(vectors, chunk_vectors, chunk_doc, len(documents), start=start).save(tmp)
             (tmp / "docs.json").write_text(json.dumps({
                 "docs": docs_out,
                 "chunks": chunk_text,

@@ -37,26 +37,27 @@ class DocModel:
 
     @classmethod
     def build(
-        cls, vectors: np.ndarray, chunk_doc: np.ndarray, docs: int,
+        cls, vectors: np.ndarray, chunk_vector: np.ndarray, chunk_doc: np.ndarray, docs: int,
         start: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> "DocModel":
         """Compute prototypes and train the article classifier from chunk vectors.
 
+        `vectors` are the distinct vectors and `chunk_vector` each chunk's row in them.
         `start` (weights, bias per document) warm-starts the classifier from the previous build,
         so re-indexing a few changed articles converges in a few iterations instead of a full fit.
         """
+        from scipy import sparse
+
         dim = vectors.shape[1]
-        sums = np.zeros((docs, dim), dtype=np.float64)
-        np.add.at(sums, chunk_doc, vectors)
+        uses = sparse.csr_matrix((np.ones(len(chunk_doc)), (chunk_doc, chunk_vector)), shape=(docs, len(vectors)))
+        sums = np.asarray(uses @ vectors.astype(np.float64))
         norms = np.linalg.norm(sums, axis=1, keepdims=True)
         centroids = (sums / np.maximum(norms, 1e-9)).astype(np.float32)
-        typical = np.zeros(docs, dtype=np.float32)
-        if len(vectors):
-            np.add.at(typical, chunk_doc, np.einsum("ij,ij->i", vectors, centroids[chunk_doc]))
-            typical /= np.maximum(np.bincount(chunk_doc, minlength=docs), 1)
+        # mean cosine of a document's chunks to its prototype: sum(v_i . s/|s|) / n = |s| / n
+        typical = (norms[:, 0] / np.maximum(np.bincount(chunk_doc, minlength=docs), 1)).astype(np.float32)
         weights = np.zeros((docs, dim), dtype=np.float32)
         bias = np.zeros(docs, dtype=np.float32)
-        if 2 <= docs <= CLASSIFIER_MAX_DOCS and len(vectors) <= CLASSIFIER_MAX_CHUNKS:
+        if 2 <= docs <= CLASSIFIER_MAX_DOCS and len(chunk_vector) <= CLASSIFIER_MAX_CHUNKS:
             from sklearn.linear_model import LogisticRegression
             from threadpoolctl import threadpool_limits
 
@@ -66,7 +67,7 @@ class DocModel:
             # a build may use every core (serving processes limit BLAS to one thread per request)
             with warnings.catch_warnings(), threadpool_limits(os.cpu_count() or 1, user_api="blas"):
                 warnings.simplefilter("ignore")  # convergence chatter: the fit is good enough early
-                model.fit(vectors, chunk_doc)
+                model.fit(vectors[chunk_vector], chunk_doc)
             if docs == 2:  # binary: sklearn keeps one row; spread it symmetrically
                 weights[1], bias[1] = model.coef_[0] / 2, model.intercept_[0] / 2
                 weights[0], bias[0] = -weights[1], -bias[1]

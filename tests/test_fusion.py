@@ -56,7 +56,16 @@ def test_doc_model_prototypes_and_classifier():
     centres = rng.normal(size=(3, 16))
     vectors = np.vstack([c + 0.1 * rng.normal(size=(5, 16)) for c in centres]).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    model = DocModel.build(vectors, np.repeat(np.arange(3), 5), 3)
+    # chunk 15 is a copy of chunk 0 in document 2 (a shared section): one stored vector, used twice
+    chunk_vector = np.r_[np.arange(15), 0]
+    chunk_doc = np.r_[np.repeat(np.arange(3), 5), 2]
+    model = DocModel.build(vectors, chunk_vector, chunk_doc, 3)
+    full = vectors[chunk_vector]
+    for d in range(3):
+        mine = full[chunk_doc == d]
+        centre = mine.sum(0) / np.linalg.norm(mine.sum(0))
+        assert np.allclose(model.centroids[d], centre, atol=1e-6)
+        assert np.isclose(model.typical[d], (mine @ centre).mean(), atol=1e-6)
     q = centres[1] / np.linalg.norm(centres[1])
     assert int(np.argmax(model.centroids @ q)) == 1
     assert int(np.argmax(model.classifier_logprob(q))) == 1
