@@ -67,6 +67,7 @@ class Library:
         self.by_locale: dict[str, list[str]] = {}
         for a in articles:
             self.by_locale.setdefault(a.locale, []).append(a.slug)
+        self.rows_by_locale = {locale: index.rows(slugs) for locale, slugs in self.by_locale.items()}
         self.loaded_at = time.time()
 
 
@@ -160,7 +161,7 @@ class Desk:
         own = library.by_locale.get(locale, [])
         vector = library.index.embedder.encode_queries([text])[0]
         if own:  # one scoring pass ranks the user's locale and, for the fallback, every locale
-            results, anywhere = library.index.search_scoped(text, own, k=limit, vector=vector)
+            results, anywhere = library.index.search_scoped(text, library.rows_by_locale[locale], k=limit, vector=vector)
         else:
             results, anywhere = None, library.index.search(text, k=limit, vector=vector)
         fallback = False

@@ -185,10 +185,14 @@ class Index:
         cands = self.candidates(query, only=only, vector=vector, fusion=fusion)
         return self.rank(cands, k, fusion, calibration or self.calibration)
 
+    def rows(self, doc_ids: Iterable[str]) -> np.ndarray:
+        """Sorted row numbers of documents (unknown ids are skipped): a reusable search scope."""
+        return np.array(sorted({self.doc_row[d] for d in doc_ids if d in self.doc_row}), dtype=np.int64)
+
     def search_scoped(
-        self, query: str, scope: Iterable[str], k: int = 10, vector: np.ndarray | None = None
+        self, query: str, scope: np.ndarray, k: int = 10, vector: np.ndarray | None = None
     ) -> tuple[Results, Results]:
-        """Rank within `scope` (say, one language's articles) and over everything, scoring once.
+        """Rank within `scope` (rows from `rows`: say, one language's articles) and over everything, scoring once.
 
         A small KB is scored exactly, so the scoped ranking is a subset of the full one. A large
         KB's candidates are a neighbourhood of the query; when it holds fewer than k scoped
@@ -196,14 +200,13 @@ class Index:
         """
         qv = vector if vector is not None else self.embedder.encode_queries([query])[0]
         everything = self.candidates(query, vector=qv)
-        wanted = {self.doc_row[d] for d in scope if d in self.doc_row}
         if everything is None:
             empty = self.rank(None, k)
             return empty, empty
-        keep = np.flatnonzero(np.isin(everything.rows, np.fromiter(wanted, dtype=np.int64, count=len(wanted))))
+        keep = np.flatnonzero(np.isin(everything.rows, scope, assume_unique=True))
         exact = len(everything) == len(self.docs)
-        scoped = everything.subset(keep) if exact or len(keep) >= min(k, len(wanted)) else (
-            self.candidates(query, only=[self.docs[r]["id"] for r in wanted], vector=qv))
+        scoped = everything.subset(keep) if exact or len(keep) >= min(k, len(scope)) else (
+            self.candidates(query, only=[self.docs[r]["id"] for r in scope], vector=qv))
         return self.rank(scoped, k), self.rank(everything, k)
 
     def rank(
@@ -230,7 +233,7 @@ class Index:
                 "centroid": float(m[i, 1]),
                 "lexical": float(m[i, 2]),
                 "title": float(m[i, 3]),
-                "classifier": float(np.exp(m[i, 4])) if self.docmodel.weights.any() else 0.0,
+                "classifier": float(np.exp(m[i, 4])) if self.docmodel.trained else 0.0,
                 "score": float(scores[i]),
                 "margin": float(scores[i] - (scores[nxt] if nxt is not None else 0.0)),
                 "dense_margin": float(m[i, 0] - other_best[0]),
@@ -285,15 +288,21 @@ class Index:
             return list(range(len(self.docs)))  # small KBs are scored exactly
         want = 200 if allowed is None else 1000
         _, ids = self.dense.search(qv[None, :], want)
-        rows: set[int] = set()
-        for v in ids[0]:  # nearest vectors first, until enough documents use them
-            if v >= 0 and len(rows) < want:
-                rows.update(self._vector_docs[self._vector_docs_start[v] : self._vector_docs_start[v + 1]].tolist())
+        near = ids[0][ids[0] >= 0]
+        starts, ends = self._vector_docs_start[near], self._vector_docs_start[near + 1]
+        counts = ends - starts
+        using = self._vector_docs[np.repeat(starts - (counts.cumsum() - counts), counts) + np.arange(counts.sum())]
+        # the documents using the nearest vectors, nearest first, until there are enough
+        unique, first = np.unique(using, return_index=True)
+        rows = set(unique[np.argsort(first, kind="stable")[:want]].tolist())
         if lex.any():
             top = np.argpartition(-lex, min(50, len(lex) - 1))[:50]
             rows.update(int(self.passage_doc[p]) for p in top if lex[p] > 0)
         # the prototype and classifier neighbourhoods catch articles no single chunk is near
-        for per_doc in (self.docmodel.centroids @ qv, self.docmodel.classifier_logprob(qv)):
+        per_docs = [self.docmodel.centroids @ qv]
+        if self.docmodel.trained:
+            per_docs.append(self.docmodel.classifier_logprob(qv))
+        for per_doc in per_docs:
             rows.update(int(r) for r in np.argpartition(-per_doc, min(50, len(per_doc) - 1))[:50])
         if allowed is not None:
             rows &= allowed
@@ -436,7 +445,7 @@ class IndexStore:
             LexicalIndex.build(passage_texts, reuse=reuse).save(tmp)
             chunk_doc = np.repeat(np.arange(len(documents)), np.diff(doc_chunk_start))
             start = None
-            if previous is not None and previous.docmodel.weights.any():
+            if previous is not None and previous.docmodel.trained:
                 kept = [previous.doc_row.get(doc.id) for doc in documents]
                 weights = np.zeros((len(documents), dim), dtype=np.float32)
                 bias = np.zeros(len(documents), dtype=np.float32)

@@ -76,6 +76,15 @@ class DocModel:
                 bias[model.classes_] = model.intercept_
         return cls(centroids, typical, weights, bias)
 
+    @property
+    def trained(self) -> bool:
+        """Whether a classifier was trained (above CLASSIFIER_MAX_DOCS its weights stay zero)."""
+        cached = self.__dict__.get("_trained")
+        if cached is None:
+            cached = bool(self.weights.any())
+            object.__setattr__(self, "_trained", cached)  # frozen dataclass: computed once
+        return cached
+
     def classifier_logprob(self, qv: np.ndarray) -> np.ndarray:
         """Log-probability of each document under the article classifier."""
         z = self.weights @ qv + self.bias
@@ -165,7 +174,7 @@ def score_candidates(
     title = sims[offsets]
     model: DocModel = ix.docmodel  # type: ignore[attr-defined]
     centroid = model.centroids[rows] @ qv
-    classifier = model.classifier_logprob(qv)[rows] if model.weights.any() else np.zeros(len(rows))
+    classifier = model.classifier_logprob(qv)[rows] if model.trained else np.zeros(len(rows))
     p_start, p_end = ix.doc_passage_start[rows], ix.doc_passage_start[rows + 1]  # type: ignore[attr-defined]
     p_len = p_end - p_start
     p_offsets = p_len.cumsum() - p_len
