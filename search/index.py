@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
+from scipy import sparse
 
-from search.dense import DenseIndex
+from search.dense import HNSW_THRESHOLD, DenseIndex
 from search.embed import Embedder
 from search.errors import IndexCorruptError, IndexMissingError
 from search.fusion import Calibration, Fusion
@@ -132,6 +133,12 @@ class Index:
         order = np.argsort(self.chunk_vector, kind="stable")
         self._vector_docs = chunk_doc[order]
         self._vector_docs_start = np.searchsorted(self.chunk_vector[order], np.arange(len(self.vectors) + 1))
+        # a prototype is s/|s| with s the sum of its chunks' vectors, so its cosine to a query is
+        # (uses @ vector cosines) / |s|: a sparse product instead of a dense docs x dim one
+        self._uses = sparse.csr_matrix(
+            (np.ones(len(chunk_doc), dtype=np.float32), (chunk_doc, self.chunk_vector)),
+            shape=(len(self.docs), len(self.vectors)))
+        self._sum_norms = np.maximum(self.docmodel.typical * np.diff(self.doc_chunk_start), 1e-9).astype(np.float32)
         self.calibration = Calibration.from_dict(self.manifest.get("calibration"))
         self.fusion = Fusion.from_dict(self.manifest.get("fusion"))
 
@@ -271,15 +278,18 @@ class Index:
         qv = vector if vector is not None else self.embedder.encode_queries([query])[0]
         allowed = None if only is None else {self.doc_row[d] for d in only if d in self.doc_row}
         lex_scores, lex_matches = self.lexical.score_matches(query)
-        rows = np.asarray(self._candidates(query, qv, allowed, lex_scores), dtype=np.int64)
+        # Up to the size where faiss would search exhaustively anyway, one matrix-vector product
+        # scores every distinct vector: it finds the dense neighbourhood and feeds the evidence.
+        sims = np.asarray(self.vectors @ qv, dtype=np.float32) if len(self.vectors) <= HNSW_THRESHOLD else None
+        rows = np.asarray(self._candidates(query, qv, allowed, lex_scores, sims), dtype=np.int64)
         if not len(rows):
             return None
         lex_scale = max(self.lexical.max_score(query), 1e-9)
         query_terms = len(set(terms(query)))
-        return score_candidates(self, qv, rows, lex_scores, lex_matches, lex_scale, query_terms, fusion.vector())
+        return score_candidates(self, qv, rows, lex_scores, lex_matches, lex_scale, query_terms, fusion.vector(), sims)
 
     def _candidates(
-        self, query: str, qv: np.ndarray, allowed: set[int] | None, lex: np.ndarray
+        self, query: str, qv: np.ndarray, allowed: set[int] | None, lex: np.ndarray, sims: np.ndarray | None = None
     ) -> list[int]:
         """Documents worth scoring exactly: the dense and lexical neighbourhoods of the query."""
         if allowed is not None and len(allowed) <= 2000:
@@ -287,8 +297,12 @@ class Index:
         if allowed is None and len(self.docs) <= 2000:
             return list(range(len(self.docs)))  # small KBs are scored exactly
         want = 200 if allowed is None else 1000
-        _, ids = self.dense.search(qv[None, :], want)
-        near = ids[0][ids[0] >= 0]
+        if sims is not None:
+            top = np.argpartition(-sims, min(want, len(sims) - 1))[:want]
+            near = top[np.argsort(-sims[top], kind="stable")]
+        else:
+            _, ids = self.dense.search(qv[None, :], want)
+            near = ids[0][ids[0] >= 0]
         starts, ends = self._vector_docs_start[near], self._vector_docs_start[near + 1]
         counts = ends - starts
         using = self._vector_docs[np.repeat(starts - (counts.cumsum() - counts), counts) + np.arange(counts.sum())]
@@ -299,7 +313,7 @@ class Index:
             top = np.argpartition(-lex, min(50, len(lex) - 1))[:50]
             rows.update(int(self.passage_doc[p]) for p in top if lex[p] > 0)
         # the prototype and classifier neighbourhoods catch articles no single chunk is near
-        per_docs = [self.docmodel.centroids @ qv]
+        per_docs = [self._uses @ sims / self._sum_norms if sims is not None else self.docmodel.centroids @ qv]
         if self.docmodel.trained:
             per_docs.append(self.docmodel.classifier_logprob(qv))
         for per_doc in per_docs:

@@ -153,6 +153,7 @@ def score_candidates(
     lex_scale: float,
     query_terms: int,
     weights: np.ndarray,
+    vector_sims: np.ndarray | None = None,
 ) -> Candidates:
     """Compute BASE evidence for candidate documents (vectorised over their chunks).
 
@@ -166,7 +167,9 @@ def score_candidates(
     offsets = lengths.cumsum() - lengths
     every = len(rows) == len(ix.doc_chunk_start) - 1  # type: ignore[attr-defined]
     used = chunk_vector if every else chunk_vector[np.repeat(starts - offsets, lengths) + np.arange(lengths.sum())]
-    if len(vectors) <= 2 * len(used):  # cheaper to score every distinct vector in place than to gather
+    if vector_sims is not None:  # the caller already scored every distinct vector
+        sims = vector_sims[used]
+    elif len(vectors) <= 2 * len(used):  # cheaper to score every distinct vector in place than to gather
         sims = np.asarray(vectors @ qv, dtype=np.float32)[used]
     else:
         sims = np.asarray(vectors[used] @ qv, dtype=np.float32)
