@@ -97,11 +97,11 @@ def _publish(build: Callable[[Path], None], target: Path) -> Path:
 
 def export_onnx(source: str, cache_dir: Path, model: str, int8: bool) -> tuple[Path, str]:
     """Export (once) the model to ONNX, optionally int8-quantised; return its dir and file name."""
-    from sentence_transformers import SentenceTransformer
-
     fp32 = cache_dir / f"onnx-{_cache_key(model, source)}"
 
     def export_fp32(tmp: Path) -> None:
+        from sentence_transformers import SentenceTransformer
+
         SentenceTransformer(source, device="cpu", backend="onnx").save_pretrained(str(tmp))
 
     _publish(export_fp32, fp32)
@@ -111,6 +111,7 @@ def export_onnx(source: str, cache_dir: Path, model: str, int8: bool) -> tuple[P
     q_dir = cache_dir / f"onnx-int8-{target}-{_cache_key(model, source)}"
 
     def export_int8(tmp: Path) -> None:
+        from sentence_transformers import SentenceTransformer
         from sentence_transformers.backend import export_dynamic_quantized_onnx_model
 
         shutil.copytree(fp32, tmp)
@@ -121,6 +122,66 @@ def export_onnx(source: str, cache_dir: Path, model: str, int8: bool) -> tuple[P
 
     _publish(export_int8, q_dir)
     return q_dir, "onnx/model_qint8.onnx"
+
+
+class OnnxEncoder:
+    """A sentence-transformers model with mean pooling, run on tokenizers + onnxruntime alone.
+
+    The same exported graph and tokenizer as sentence-transformers' ONNX backend, so the same
+    vectors (tested), without importing torch or transformers: faster cold start, less memory,
+    and far less Python per call (tokenise, one session run, pool in numpy).
+    """
+
+    def __init__(self, path: Path, file_name: str, options) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        config = _read_json(path / "sentence_bert_config.json")
+        max_length = int(config.get("max_seq_length") or _read_json(path / "tokenizer_config.json").get("model_max_length", 512))
+        self.tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
+        self.tokenizer.enable_truncation(max_length=min(max_length, 512))
+        pad = self.tokenizer.padding or {}
+        self.tokenizer.enable_padding(pad_id=pad.get("pad_id", 0), pad_token=pad.get("pad_token", "[PAD]"))
+        self.session = ort.InferenceSession(str(path / file_name), options, providers=["CPUExecutionProvider"])
+        self.inputs = {i.name for i in self.session.get_inputs()}
+        self.dim = int(self.session.get_outputs()[0].shape[-1])
+
+    @staticmethod
+    def supports(path: Path) -> bool:
+        """Transformer -> mean pooling (-> normalise): the pipeline this class reproduces."""
+        modules = _read_json(path / "modules.json") or []
+        kinds = [m.get("type", "").rsplit(".", 1)[-1] for m in modules]
+        pooling = _read_json(path / "1_Pooling" / "config.json")
+        mean = pooling.get("pooling_mode") == "mean" or pooling.get("pooling_mode_mean_tokens") is True
+        return kinds[:2] == ["Transformer", "Pooling"] and set(kinds[2:]) <= {"Normalize"} and mean \
+            and (path / "tokenizer.json").exists()
+
+    def get_sentence_embedding_dimension(self) -> int:
+        return self.dim
+
+    def encode(self, texts: list[str], batch_size: int = 64, **_: object) -> np.ndarray:
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        for start in range(0, len(texts), batch_size):
+            batch = self.tokenizer.encode_batch(texts[start : start + batch_size])
+            ids = np.array([e.ids for e in batch], dtype=np.int64)
+            mask = np.array([e.attention_mask for e in batch], dtype=np.int64)
+            feeds = {"input_ids": ids, "attention_mask": mask}
+            if "token_type_ids" in self.inputs:
+                feeds["token_type_ids"] = np.array([e.type_ids for e in batch], dtype=np.int64)
+            tokens = self.session.run(None, feeds)[0]
+            weights = mask[:, :, None].astype(np.float32)
+            pooled = (tokens * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+            out[start : start + len(batch)] = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+        return out
+
+
+def _read_json(path: Path) -> dict:
+    import json
+
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 class QueryBatcher:
@@ -294,9 +355,7 @@ class SentenceTransformerEmbedder:
 
 
 def _load(model: str, backend: str, threads: int, cache_dir: Path):
-    """Load sentence-transformers with the backend; ONNX exports are cached, never re-exported."""
-    from sentence_transformers import SentenceTransformer
-
+    """Load the model with the backend; ONNX exports are cached, never re-exported."""
     source = resolve_model(model)
     if threads > 0:
         # Per-request numpy work is small matrix-vector products; multi-threaded BLAS spins on
@@ -305,9 +364,10 @@ def _load(model: str, backend: str, threads: int, cache_dir: Path):
 
         threadpool_limits(threads, user_api="blas")
     if backend == "torch":
-        if threads > 0:
-            import torch
+        import torch
+        from sentence_transformers import SentenceTransformer
 
+        if threads > 0:
             torch.set_num_threads(threads)
         return SentenceTransformer(source, device="cpu", backend="torch")
     import onnxruntime as ort
@@ -317,6 +377,10 @@ def _load(model: str, backend: str, threads: int, cache_dir: Path):
     if threads > 0:
         options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    if OnnxEncoder.supports(path):
+        return OnnxEncoder(path, file_name, options)
+    from sentence_transformers import SentenceTransformer
+
     return SentenceTransformer(
         str(path), device="cpu", backend="onnx",
         model_kwargs={"file_name": file_name, "provider": "CPUExecutionProvider", "session_options": options},

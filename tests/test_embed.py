@@ -7,7 +7,8 @@ import threading
 import numpy as np
 import pytest
 
-from search.embed import DEFAULT_CACHE, INT8_SUFFIX, SentenceTransformerEmbedder, _cache_key, resolve_model
+from search.embed import (DEFAULT_CACHE, INT8_SUFFIX, QueryBatcher, SentenceTransformerEmbedder, _cache_key,
+                          resolve_model)
 from search.errors import EmbedderError
 
 TEXTS = [
@@ -115,3 +116,42 @@ def test_int8_has_its_own_name_and_stays_close(onnx_embedder):
     a, b = onnx_embedder.encode_documents(TEXTS), int8.encode_documents(TEXTS)
     cosines = (a * b).sum(axis=1)
     assert cosines.min() > 0.97, cosines
+
+
+def test_concurrent_queries_share_batches_and_get_their_own_vectors(onnx_embedder):
+    calls: list[int] = []
+    gate = threading.Event()
+
+    def encode(texts):
+        gate.wait(5)  # hold the first call so the others queue up behind it
+        calls.append(len(texts))
+        return onnx_embedder._encode(texts)
+
+    batcher = QueryBatcher(encode, workers=1, max_batch=8)
+    texts = [f"my laptop number {i} will not start" for i in range(12)]
+    out: dict[int, np.ndarray] = {}
+    threads = [threading.Thread(target=lambda i=i: out.__setitem__(i, batcher.encode([texts[i]])[0])) for i in range(12)]
+    for t in threads:
+        t.start()
+    gate.set()
+    for t in threads:
+        t.join(10)
+    assert sum(calls) == 12 and len(calls) < 12  # some requests were encoded together
+    alone = onnx_embedder._encode(texts)
+    for i in range(12):
+        assert np.allclose(out[i], alone[i], atol=1e-5)
+
+
+def test_a_failed_batch_raises_in_every_caller_and_the_batcher_lives_on():
+    fail = [True]
+
+    def encode(texts):
+        if fail[0]:
+            raise RuntimeError("model crashed")
+        return np.ones((len(texts), 3), dtype=np.float32)
+
+    batcher = QueryBatcher(encode, workers=1)
+    with pytest.raises(RuntimeError, match="model crashed"):
+        batcher.encode(["vpn"])
+    fail[0] = False
+    assert batcher.encode(["vpn", "printer"]).shape == (2, 3)
