@@ -165,7 +165,7 @@ class Desk:
         else:
             results, anywhere = None, library.index.search(text, k=limit, vector=vector)
         fallback = False
-        if results is None or not results.answered:
+        if anywhere is not None:  # only made when the user's locale has no confident answer
             top_foreign = anywhere.hits and library.articles[anywhere.hits[0].doc_id].locale != locale
             if results is None or (anywhere.answered and top_foreign) or not results.hits:
                 fallback = bool(top_foreign)

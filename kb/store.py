@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import random
 import sqlite3
+import logging
 import threading
 import time
 from contextlib import contextmanager
@@ -59,6 +60,11 @@ INDEXES = [
 ]
 
 
+log = logging.getLogger("kb.store")
+DEFER_SECONDS = 0.2
+DEFER_BATCH = 64
+
+
 class Database:
     """A SQLite file in WAL mode: thread-local read connections and one locked writer."""
 
@@ -71,6 +77,8 @@ class Database:
         self._closed = False
         self._writer = self._connect()
         self._applied: set[Callable[[sqlite_utils.Database], None]] = set()
+        self._deferred: list[tuple[str, Any]] = []
+        self._flusher: threading.Timer | None = None
         self.migrate(_base_schema)
 
     def _connect(self) -> sqlite3.Connection:
@@ -102,10 +110,58 @@ class Database:
         return conn
 
     def query(self, sql: str, params: Any = ()) -> list[sqlite3.Row]:
+        self.flush()  # reads see every deferred write made before them
         return self.reader.execute(sql, params).fetchall()
 
     def one(self, sql: str, params: Any = ()) -> sqlite3.Row | None:
+        self.flush()
         return self.reader.execute(sql, params).fetchone()
+
+    def defer(self, sql: str, params: Any = ()) -> None:
+        """Queue a write that may be committed up to DEFER_SECONDS later, with others, in one
+        transaction: for the request log, written on every keystroke-driven suggest.
+
+        Any read, write or close through this Database commits the queue first, so the process
+        always reads its own writes; a crash loses at most DEFER_SECONDS of deferred rows.
+        """
+        with self._write_lock:
+            if self._closed:
+                raise StoreError("the database is closed")
+            self._deferred.append((sql, params))
+            if len(self._deferred) < DEFER_BATCH and self._flusher is None:
+                self._flusher = threading.Timer(DEFER_SECONDS, self._timed_flush)
+                self._flusher.daemon = True
+                self._flusher.start()
+        if len(self._deferred) >= DEFER_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        """Commit the deferred writes now (one transaction)."""
+        if not self._deferred:
+            return
+        with self.write():
+            pass  # write() commits the queue before its own (empty) block
+
+    def _timed_flush(self) -> None:
+        try:
+            self.flush()
+        except StoreError:
+            pass  # closed meanwhile: close() committed the queue
+
+    def _commit_deferred(self) -> None:
+        """Commit queued writes in their own transaction (the write lock is held): a bad one is
+        dropped with a warning and never undoes the caller's write."""
+        self._writer.execute("BEGIN IMMEDIATE")  # may raise "locked": the queue is kept for the retry
+        pending, self._deferred = self._deferred, []
+        if self._flusher is not None:
+            self._flusher.cancel()
+            self._flusher = None
+        for sql, params in pending:
+            try:
+                self._writer.execute(sql, params)
+            except sqlite3.Error as exc:
+                log.warning("dropped a deferred write (%s): %s", exc, sql[:80])
+        self._writer.execute("COMMIT")
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
@@ -118,6 +174,8 @@ class Database:
                 raise StoreError("the database is closed")
             for attempt in range(8):
                 try:
+                    if self._deferred:
+                        self._commit_deferred()
                     self._writer.execute("BEGIN IMMEDIATE")
                     break
                 except sqlite3.OperationalError as exc:
@@ -137,6 +195,11 @@ class Database:
             return int(conn.execute(sql, params).lastrowid or 0)
 
     def close(self) -> None:
+        if not self._closed:
+            try:
+                self.flush()
+            except StoreError:
+                pass
         # Under the write lock: a background writer (the outbox) must never see a half-closed connection.
         with self._write_lock:
             self._closed = True
@@ -161,8 +224,8 @@ def record_request(
     db: Database, *, request_id: str, kind: str, session: str, query: str, locale: str,
     answered: bool, top_confidence: float, fallback: bool, results: list[dict], source: str = "",
 ) -> None:
-    """Store one suggest or search with what it returned."""
-    db.execute(
+    """Store one suggest or search with what it returned (deferred: one commit per batch)."""
+    db.defer(
         "INSERT OR REPLACE INTO requests (id, ts, kind, session, query, locale, answered,"
         " top_confidence, fallback, results, source) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
         (request_id, now(), kind, session, query, locale, int(answered), top_confidence,

@@ -198,12 +198,13 @@ class Index:
 
     def search_scoped(
         self, query: str, scope: np.ndarray, k: int = 10, vector: np.ndarray | None = None
-    ) -> tuple[Results, Results]:
+    ) -> tuple[Results, Results | None]:
         """Rank within `scope` (rows from `rows`: say, one language's articles) and over everything, scoring once.
 
         A small KB is scored exactly, so the scoped ranking is a subset of the full one. A large
         KB's candidates are a neighbourhood of the query; when it holds fewer than k scoped
-        documents the scope gets its own neighbourhood.
+        documents the scope gets its own neighbourhood. The ranking over everything is only
+        made when the scoped one is not confident (it is the fallback): otherwise it is None.
         """
         qv = vector if vector is not None else self.embedder.encode_queries([query])[0]
         everything = self.candidates(query, vector=qv)
@@ -214,7 +215,8 @@ class Index:
         exact = len(everything) == len(self.docs)
         scoped = everything.subset(keep) if exact or len(keep) >= min(k, len(scope)) else (
             self.candidates(query, only=[self.docs[r]["id"] for r in scope], vector=qv))
-        return self.rank(scoped, k), self.rank(everything, k)
+        results = self.rank(scoped, k)
+        return results, None if results.answered else self.rank(everything, k)
 
     def rank(
         self, cands: Candidates | None, k: int, fusion: Fusion | None = None, calibration: Calibration | None = None
@@ -298,7 +300,7 @@ class Index:
             return list(range(len(self.docs)))  # small KBs are scored exactly
         want = 200 if allowed is None else 1000
         if sims is not None:
-            top = np.argpartition(-sims, min(want, len(sims) - 1))[:want]
+            top = np.argpartition(sims, max(len(sims) - want, 0))[-want:]
             near = top[np.argsort(-sims[top], kind="stable")]
         else:
             _, ids = self.dense.search(qv[None, :], want)
@@ -310,14 +312,14 @@ class Index:
         unique, first = np.unique(using, return_index=True)
         rows = set(unique[np.argsort(first, kind="stable")[:want]].tolist())
         if lex.any():
-            top = np.argpartition(-lex, min(50, len(lex) - 1))[:50]
+            top = np.argpartition(lex, max(len(lex) - 50, 0))[-50:]
             rows.update(int(self.passage_doc[p]) for p in top if lex[p] > 0)
         # the prototype and classifier neighbourhoods catch articles no single chunk is near
         per_docs = [self._uses @ sims / self._sum_norms if sims is not None else self.docmodel.centroids @ qv]
         if self.docmodel.trained:
             per_docs.append(self.docmodel.classifier_logprob(qv))
         for per_doc in per_docs:
-            rows.update(int(r) for r in np.argpartition(-per_doc, min(50, len(per_doc) - 1))[:50])
+            rows.update(np.argpartition(per_doc, max(len(per_doc) - 50, 0))[-50:].tolist())
         if allowed is not None:
             rows &= allowed
         return sorted(rows)

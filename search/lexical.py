@@ -92,9 +92,13 @@ class LexicalIndex:
         n = self._matrix.shape[0]
         if not len(cols):
             return np.zeros(n, dtype=np.float32), np.zeros(n, dtype=np.int32)
-        sub = self._matrix[:, cols]
-        scores = np.asarray(sub @ weights, dtype=np.float32).ravel()
-        matches = np.asarray((sub > 0).sum(axis=1), dtype=np.int32).ravel()
+        # read the query's columns straight from the CSC arrays (no sliced sparse matrix per query)
+        m = self._matrix
+        spans = [(m.indptr[c], m.indptr[c + 1]) for c in cols]
+        rows = np.concatenate([m.indices[a:b] for a, b in spans])
+        values = np.concatenate([m.data[a:b] * w for (a, b), w in zip(spans, weights)])
+        scores = np.bincount(rows, weights=values, minlength=n).astype(np.float32)
+        matches = np.bincount(rows, minlength=n).astype(np.int32)  # stored weights are all > 0
         return scores, matches
 
     def max_score(self, query: str) -> float:

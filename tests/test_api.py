@@ -5,11 +5,17 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 
 import pytest
 
+from kb.store import DEFER_SECONDS
+
 
 def rows(settings, sql, params=()):
+    """Read through a separate connection, as another process would: the request log is written
+    in batches, visible to others within DEFER_SECONDS."""
+    time.sleep(DEFER_SECONDS * 2)
     with sqlite3.connect(settings.db_path) as conn:
         conn.row_factory = sqlite3.Row
         return conn.execute(sql, params).fetchall()
