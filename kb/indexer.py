@@ -7,6 +7,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Callable, Sequence
 
+import msgspec
+
 from search.embed import Embedder, SentenceTransformerEmbedder
 from search.fusion import Calibration, Fusion
 from search.errors import IndexCorruptError, IndexMissingError
@@ -87,7 +89,7 @@ def index_articles(
         progress=progress,
         on_total=on_total,
         files={
-            ARTICLES_FILE: json.dumps([_article_record(a) for a in published], ensure_ascii=False),
+            ARTICLES_FILE: msgspec.json.encode([_article_record(a) for a in published]),
             SOURCES_FILE: json.dumps({a.path: (digests or {}).get(a.path, "") for a in published}),
         },
     )

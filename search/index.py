@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
+import msgspec
 import numpy as np
 from scipy import sparse
 
@@ -373,7 +374,7 @@ class IndexStore:
         progress: Callable[[int], None] | None = None,
         on_total: Callable[[int], None] | None = None,
         extra: dict | None = None,
-        files: dict[str, str] | None = None,
+        files: dict[str, str | bytes] | None = None,
     ) -> BuildReport:
         """Build a new index from documents, re-embedding only what changed, then swap it in."""
         started = time.perf_counter()
@@ -470,7 +471,7 @@ class IndexStore:
                         weights[i], bias[i] = previous.docmodel.weights[row], previous.docmodel.bias[row]
                 start = (weights, bias)
             DocModel.build(vectors, chunk_vectors, chunk_doc, len(documents), start=start).save(tmp)
-            (tmp / "docs.json").write_text(json.dumps({
+            (tmp / "docs.json").write_bytes(msgspec.json.encode({
                 "docs": docs_out,
                 "chunks": chunk_text,
                 "chunk_vector": chunk_vector,
@@ -478,9 +479,10 @@ class IndexStore:
                 "passage_doc": passage_doc,
                 "doc_chunk_start": doc_chunk_start,
                 "doc_passage_start": doc_passage_start,
-            }, ensure_ascii=False))
+            }))
             for fname, content in (files or {}).items():  # the caller's own data, swapped with the index
-                (tmp / Path(fname).name).write_text(content)
+                target_file = tmp / Path(fname).name
+                target_file.write_bytes(content) if isinstance(content, bytes) else target_file.write_text(content)
             if calibration is None and previous is not None:
                 calibration = previous.calibration
             if fusion is None and previous is not None:
