@@ -246,8 +246,13 @@ class LoadResult:
     digests: dict[str, str] = field(default_factory=dict)  # file name -> SHA-256 of its source
 
 
+# Re-index reuses an article parsed by an earlier build when its file is unchanged: bump this
+# whenever parsing or rendering changes, so every file is parsed again once.
+PARSER = "1"
+
+
 def source_digest(source: str) -> str:
-    return hashlib.sha256(source.encode()).hexdigest()
+    return hashlib.sha256(f"{PARSER}\0{source}".encode()).hexdigest()
 
 
 def load_dir(directory: Path, known: Mapping[tuple[str, str], Article] | None = None) -> LoadResult:
