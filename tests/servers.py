@@ -16,8 +16,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(data: Path, env_extra: dict[str, str] | None = None, port: int | None = None, timeout: float = 600):
-    """Start `kb serve` as a real subprocess on a free port; return (process, base URL)."""
+def start_server(data: Path, env_extra: dict[str, str] | None = None, port: int | None = None, timeout: float = 600,
+                 inherit_kb: bool = True):
+    """Start `kb serve` as a real subprocess on a free port; return (process, base URL).
+
+    `inherit_kb=False` drops the caller's own KB_* variables, so only env_extra configures it.
+    """
     import os
     import subprocess
     import sys
@@ -26,7 +30,8 @@ def start_server(data: Path, env_extra: dict[str, str] | None = None, port: int 
     import httpx
 
     port = port or free_port()
-    env = {**os.environ, "KB_LOG_LEVEL": "warning", "KB_ARTICLES": str(ARTICLES), **(env_extra or {})}
+    inherited = {k: v for k, v in os.environ.items() if inherit_kb or not k.startswith("KB_")}
+    env = {**inherited, "KB_LOG_LEVEL": "warning", "KB_ARTICLES": str(ARTICLES), **(env_extra or {})}
     log = open(data / f"server-{port}.log", "ab")
     proc = subprocess.Popen(
         [sys.executable, "-m", "kb", "serve", "--port", str(port), "--data", str(data)],

@@ -19,9 +19,7 @@ import hmac
 import json
 import os
 import shutil
-import socket
 import sqlite3
-import subprocess
 import sys
 import threading
 import time
@@ -34,18 +32,15 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from servers import start_server, stop_server  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 WEBHOOK_SECRET = "browser-test-secret"
 # The first start indexes every article with the real model: minutes on a busy CI machine.
 SERVER_TIMEOUT = float(os.environ.get("KB_BROWSER_TIMEOUT", "600"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
@@ -258,40 +253,23 @@ def _get(url: str, timeout: float = 5) -> tuple[int, bytes]:
 @pytest.fixture(scope="session")
 def kb_server(kb_data: Path, demo_site: DemoSite, webhook: Webhook) -> Iterator[str]:
     """Base URL of a running `kb serve` (indexes the bundled articles on its first start)."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KB_")}
-    env.update(
-        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
+    env = dict(
+        KB_LOG_LEVEL="info",
         KB_CONFIG=str(kb_data / "no-kb.toml"),  # never pick up a developer's kb.toml
         KB_CORS_ORIGINS=demo_site.origin,
-        KB_ARTICLES=str(ROOT / "articles"),
         KB_WEBHOOK_URL=webhook.url,
         KB_WEBHOOK_SECRET=WEBHOOK_SECRET,
         KB_OUTBOX_BACKOFF_SECONDS="0.5",
     )
-    log_path = kb_data / "kb-serve.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "kb", "serve", "--host", "127.0.0.1", "--port", str(port), "--data", str(kb_data)],
-            cwd=kb_data, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + SERVER_TIMEOUT
-        while _get(url + "/api/v1/healthz")[0] != 200:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                tail = log_path.read_text(errors="replace")[-4000:]
-                pytest.fail(f"kb serve did not become healthy (exit code {proc.poll()}):\n{tail}")
-            time.sleep(0.5)
+        proc, url = start_server(kb_data, env, timeout=SERVER_TIMEOUT, inherit_kb=False)
+    except RuntimeError as exc:
+        pytest.fail(f"kb serve did not become healthy: {exc}")
+    try:
         _get(url + "/api/v1/suggest?q=warm+up&limit=3")  # load lazy parts before timing anything
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_server(proc)
 
 
 @pytest.fixture
