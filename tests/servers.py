@@ -1,7 +1,9 @@
-"""Starting and stopping a real `kb serve` subprocess, for tests that need real HTTP."""
+"""Looking at kb from outside, as another process would: a real `kb serve` subprocess over HTTP,
+and its SQLite database through a fresh connection."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,3 +61,13 @@ def stop_server(proc) -> None:
     except Exception:
         proc.kill()
         proc.wait()
+
+
+def committed(db_path: Path, sql: str, params=()) -> list[sqlite3.Row]:
+    """Read through a fresh connection: what is committed, not what a cached connection saw."""
+    conn = sqlite3.connect(db_path)
+    conn.row_factory = sqlite3.Row
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()

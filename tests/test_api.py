@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 import time
 
 import pytest
 
 from kb.store import DEFER_SECONDS
+from servers import committed
 
 
 def rows(settings, sql, params=()):
-    """Read through a separate connection, as another process would: the request log is written
-    in batches, visible to others within DEFER_SECONDS."""
+    """Read as another process would: the request log is written in batches, visible to others
+    within DEFER_SECONDS."""
     time.sleep(DEFER_SECONDS * 2)
-    with sqlite3.connect(settings.db_path) as conn:
-        conn.row_factory = sqlite3.Row
-        return conn.execute(sql, params).fetchall()
+    return committed(settings.db_path, sql, params)
 
 
 def test_suggest_answers_with_passage_and_confidence(client, settings):

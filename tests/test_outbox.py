@@ -8,7 +8,6 @@ import hashlib
 import hmac
 import json
 import socket
-import sqlite3
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,6 +19,7 @@ from kb.outbox import BATCH, LEASE_SECONDS, backoff, deliver_all, deliver_due, e
 from kb.settings import Settings
 from kb.store import Database, record_event, record_request
 from kb.tickets import create_ticket, get_ticket
+from servers import committed
 
 SECRET = "s3cret-for-tests"
 FORM = {"name": "Ann Lee", "email": "ann@example.com", "subject": "VPN drops", "body": "It drops every hour."}
@@ -108,15 +108,6 @@ def make_settings(tmp_path, **changes) -> Settings:
     return Settings.load(environ={}, config=tmp_path / "none.toml", **{**base, **changes})
 
 
-def fresh(settings: Settings, sql: str, params=()) -> list[sqlite3.Row]:
-    conn = sqlite3.connect(settings.db_path)
-    conn.row_factory = sqlite3.Row
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
-
-
 def test_webhook_is_signed_and_carries_the_transcript(tmp_path, db, receiver):
     settings = make_settings(tmp_path, webhook_url=receiver.url)
     record_request(db, request_id="r_1", kind="suggest", session="S", query="vpn error 809", locale="en",
@@ -131,7 +122,7 @@ def test_webhook_is_signed_and_carries_the_transcript(tmp_path, db, receiver):
     headers = post["headers"]
     assert headers["Content-Type"] == "application/json"
     assert headers["Idempotency-Key"] == ticket["idempotency_key"]
-    [row] = fresh(settings, "SELECT * FROM outbox")
+    [row] = committed(settings.db_path, "SELECT * FROM outbox")
     assert headers["X-KB-Delivery"] == str(row["id"])
     assert post["body"]["idempotency_key"] == ticket["idempotency_key"]
     assert post["body"]["ticket"]["id"] == ticket["id"] and post["body"]["ticket"]["body"] == FORM["body"]
@@ -150,7 +141,7 @@ def test_a_wrong_secret_is_refused_and_retried(tmp_path, db, receiver):
     create_ticket(db, settings, FORM, "127.0.0.1")
     counts = deliver_due(db, settings)
     assert counts["retrying"] == 1 and receiver.bad_signatures == 1 and not receiver.tickets
-    [row] = fresh(settings, "SELECT * FROM outbox")
+    [row] = committed(settings.db_path, "SELECT * FROM outbox")
     assert row["status"] == "pending" and "401" in row["last_error"]
 
 
@@ -233,7 +224,7 @@ def test_a_down_receiver_gets_retries_then_every_ticket_exactly_once(tmp_path, d
     for _ in range(200):  # the receiver is down: every row is tried and rescheduled
         deliver_due(db, settings, now=now)
         now += 1.0
-    rows = fresh(settings, "SELECT * FROM outbox ORDER BY id")
+    rows = committed(settings.db_path, "SELECT * FROM outbox ORDER BY id")
     assert len(rows) == 30 and all(r["status"] == "pending" for r in rows)
     assert all(r["attempts"] >= 2 for r in rows) and all("ConnectError" in r["last_error"] for r in rows)
     # Doubling delays: in 200 s no row was tried more than 1 + log2(200) times, and waits grew long.
@@ -245,13 +236,13 @@ def test_a_down_receiver_gets_retries_then_every_ticket_exactly_once(tmp_path, d
         for _ in range(100):
             now += 60.0
             deliver_all(db, settings, now=now)
-            if all(r["status"] == "delivered" for r in fresh(settings, "SELECT status FROM outbox")):
+            if all(r["status"] == "delivered" for r in committed(settings.db_path, "SELECT status FROM outbox")):
                 break
-        keys = {r["idempotency_key"] for r in fresh(settings, "SELECT idempotency_key FROM tickets")}
+        keys = {r["idempotency_key"] for r in committed(settings.db_path, "SELECT idempotency_key FROM tickets")}
         assert set(receiver.tickets) == keys  # none lost, one entry per ticket at the receiver
         assert len(receiver.posts) == 30 + 5  # only the lost acknowledgements were resent
         assert sorted(t["ticket"]["id"] for t in receiver.tickets.values()) == sorted(ids)
-        assert all(t["status"] == "delivered" for t in fresh(settings, "SELECT status FROM tickets"))
+        assert all(t["status"] == "delivered" for t in committed(settings.db_path, "SELECT status FROM tickets"))
     finally:
         receiver.close()
 
@@ -266,7 +257,7 @@ def test_max_attempts_marks_failed_then_retry_delivers(tmp_path, db):
     for _ in range(3):
         counts = deliver_due(db, settings, now=now)
         outcomes.append("failed" if counts["failed"] else "retrying" if counts["retrying"] else "none")
-        waits.append(fresh(settings, "SELECT next_attempt_at FROM outbox")[0]["next_attempt_at"] - now)
+        waits.append(committed(settings.db_path, "SELECT next_attempt_at FROM outbox")[0]["next_attempt_at"] - now)
         now += 3600
     assert outcomes == ["retrying", "retrying", "failed"]
     assert 0.9 <= waits[0] <= 1.1 and 1.8 <= waits[1] <= 2.2  # backoff * 2^(attempts-1), ±10%
@@ -309,7 +300,7 @@ def test_cli_lists_and_retries(tmp_path, db):
         assert list(receiver.tickets) == [ticket["idempotency_key"]]
     finally:
         receiver.close()
-    assert fresh(settings, "SELECT status FROM tickets")[0]["status"] == "delivered"
+    assert committed(settings.db_path, "SELECT status FROM tickets")[0]["status"] == "delivered"
 
 
 def test_concurrent_workers_never_double_deliver(tmp_path, db):
@@ -332,7 +323,7 @@ def test_concurrent_workers_never_double_deliver(tmp_path, db):
         for t in threads:
             t.join(60)
         assert len(receiver.posts) == 30 and len(receiver.tickets) == 30
-        assert fresh(settings, "SELECT count(*) AS n FROM outbox WHERE status = 'delivered'")[0]["n"] == 30
+        assert committed(settings.db_path, "SELECT count(*) AS n FROM outbox WHERE status = 'delivered'")[0]["n"] == 30
     finally:
         other.close()
         receiver.close()

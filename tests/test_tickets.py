@@ -5,27 +5,17 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import sqlite3
 
 import pytest
 
 from kb.errors import RateLimitedError, ValidationError
 from kb.tickets import create_ticket, ensure_schema, get_ticket
 from kb.web.limits import RateLimiter
+from servers import committed
 
 GOOD = {"name": "Ann Lee", "email": "ann.lee@example.com", "subject": "Outlook keeps asking for my password",
         "body": "Since this morning Outlook asks for my password every few minutes.", "category": "email",
         "locale": "en", "session": "sess-1"}
-
-
-def rows(settings, sql: str, params=()) -> list[sqlite3.Row]:
-    """Read through a fresh connection: what is committed, not what a cached connection saw."""
-    conn = sqlite3.connect(settings.db_path)
-    conn.row_factory = sqlite3.Row
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
 
 
 def post(client, **changes):
@@ -39,7 +29,7 @@ def test_ticket_is_committed_before_the_201(client, settings):
     assert re.fullmatch(r"T-[A-Z2-7]{10}", body["id"])
     assert body["status"] == "stored"  # no sink configured in these settings
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", body["created"])
-    [row] = rows(settings, "SELECT * FROM tickets WHERE id = ?", (body["id"],))
+    [row] = committed(settings.db_path, "SELECT * FROM tickets WHERE id = ?", (body["id"],))
     assert (row["name"], row["email"], row["subject"], row["category"]) == (
         GOOD["name"], GOOD["email"], GOOD["subject"], "email")
     assert row["body"] == GOOD["body"] and row["session"] == "sess-1"
@@ -47,7 +37,7 @@ def test_ticket_is_committed_before_the_201(client, settings):
     assert re.fullmatch(r"[0-9a-f]{64}", row["ip_hash"])
     assert row["ip_hash"] != hashlib.sha256(b"testclient").hexdigest()
     assert "testclient" not in json.dumps(dict(row))  # the raw client address is never stored
-    [event] = rows(settings, "SELECT * FROM events WHERE type = 'ticket_created'")
+    [event] = committed(settings.db_path, "SELECT * FROM events WHERE type = 'ticket_created'")
     assert json.loads(event["data"]) == {"ticket_id": body["id"]} and event["session"] == "sess-1"
 
 
@@ -72,7 +62,7 @@ def test_transcript_holds_what_the_session_typed_and_rejected(client, settings):
     events = [(e["type"], e["slug"]) for e in body["transcript"]["events"]]
     assert ("suggestion_opened", slug) in events and ("feedback", slug) in events
     assert [e["data"] for e in body["transcript"]["events"] if e["type"] == "feedback"] == [{"helpful": False}]
-    [row] = rows(settings, "SELECT transcript FROM tickets WHERE id = ?", (body["id"],))
+    [row] = committed(settings.db_path, "SELECT transcript FROM tickets WHERE id = ?", (body["id"],))
     stored = json.loads(row["transcript"])
     assert [q["query"] for q in stored["requests"]] == queries
     assert "printer jam" not in row["transcript"]
@@ -112,7 +102,7 @@ def test_each_bad_field_is_a_422_naming_it(client, settings, field, value, messa
     assert [e["key"] for e in extra] == [field]
     assert message in extra[0]["message"]
     ensure_schema(client.app.state["db"])
-    assert rows(settings, "SELECT count(*) AS n FROM tickets")[0]["n"] == 0
+    assert committed(settings.db_path, "SELECT count(*) AS n FROM tickets")[0]["n"] == 0
 
 
 def test_all_bad_fields_are_listed_at_once(client):
@@ -130,7 +120,7 @@ def test_limits_are_inclusive(client):
 def test_unicode_and_crlf_bodies_are_kept(client, settings):
     r = post(client, name="Анна Ли", subject="Не работает VPN", body="строка 1\r\nстрока 2\tконец", locale="ru")
     assert r.status_code == 201, r.text
-    [row] = rows(settings, "SELECT name, body, locale FROM tickets")
+    [row] = committed(settings.db_path, "SELECT name, body, locale FROM tickets")
     assert tuple(row) == ("Анна Ли", "строка 1\nстрока 2\tконец", "ru")
 
 
@@ -139,10 +129,10 @@ def test_honeypot_pretends_success_and_stores_nothing(client, settings):
     assert r.status_code == 201
     assert re.fullmatch(r"T-[A-Z2-7]{10}", r.json()["id"]) and r.json()["status"] == "stored"
     ensure_schema(client.app.state["db"])
-    assert rows(settings, "SELECT count(*) AS n FROM tickets")[0]["n"] == 0
-    assert rows(settings, "SELECT count(*) AS n FROM events WHERE type = 'ticket_created'")[0]["n"] == 0
+    assert committed(settings.db_path, "SELECT count(*) AS n FROM tickets")[0]["n"] == 0
+    assert committed(settings.db_path, "SELECT count(*) AS n FROM events WHERE type = 'ticket_created'")[0]["n"] == 0
     assert post(client, website="").status_code == 201
-    assert rows(settings, "SELECT count(*) AS n FROM tickets")[0]["n"] == 1
+    assert committed(settings.db_path, "SELECT count(*) AS n FROM tickets")[0]["n"] == 1
 
 
 def test_rate_limit_per_ip_is_a_429(client, settings):
@@ -151,7 +141,7 @@ def test_rate_limit_per_ip_is_a_429(client, settings):
     assert codes == [201] * limit
     r = post(client)
     assert r.status_code == 429 and int(r.headers["retry-after"]) > 0
-    assert rows(settings, "SELECT count(*) AS n FROM tickets")[0]["n"] == limit
+    assert committed(settings.db_path, "SELECT count(*) AS n FROM tickets")[0]["n"] == limit
 
 
 def test_create_ticket_library_api(services, settings):
