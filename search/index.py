@@ -279,7 +279,7 @@ class Index:
             return None
         fusion = fusion or self.fusion
         qv = vector if vector is not None else self.embedder.encode_queries([query])[0]
-        allowed = None if only is None else {self.doc_row[d] for d in only if d in self.doc_row}
+        allowed = None if only is None else set(self.rows(only).tolist())
         lex_scores, lex_matches = self.lexical.score_matches(query)
         # Up to the size where faiss would search exhaustively anyway, one matrix-vector product
         # scores every distinct vector: it finds the dense neighbourhood and feeds the evidence.
@@ -447,7 +447,7 @@ class IndexStore:
         reuse = None
         if previous is not None:
             try:
-                reuse = (LexicalIndex.load(previous.path, counts=True), lexical_texts(previous.docs))
+                reuse = (previous.lexical.with_counts(previous.path), lexical_texts(previous.docs))
             except (OSError, ValueError):
                 reuse = None  # tokenise everything again
         name = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}-{time.time_ns() % 1_000_000:06d}"

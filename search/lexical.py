@@ -114,10 +114,13 @@ class LexicalIndex:
         (path / "lexical_vocab.json").write_text(json.dumps(self._vocab, ensure_ascii=False))
 
     @classmethod
-    def load(cls, path: Path, counts: bool = False) -> "LexicalIndex":
-        """Load an index; `counts` also loads the raw term counts a later build can reuse."""
+    def load(cls, path: Path) -> "LexicalIndex":
         matrix = sparse.load_npz(path / "lexical.npz").tocsc()
         idf = np.load(path / "lexical_idf.npy")
         vocab = json.loads((path / "lexical_vocab.json").read_text())
-        tf = sparse.load_npz(path / "lexical_tf.npz").tocsr() if counts and (path / "lexical_tf.npz").exists() else None
-        return cls(matrix, vocab, idf, tf)
+        return cls(matrix, vocab, idf)
+
+    def with_counts(self, path: Path) -> "LexicalIndex":
+        """This index plus the raw term counts saved beside it, which a later build can reuse."""
+        counts = path / "lexical_tf.npz"
+        return LexicalIndex(self._matrix, self._vocab, self._idf, sparse.load_npz(counts).tocsr() if counts.exists() else None)
