@@ -12,7 +12,8 @@ import numpy as np
 
 from search.embed import Embedder
 from search.fusion import Calibration, Fusion
-from search.index import Index, IndexStore
+from search.index import Index
+from search.store import IndexStore
 from search.learn import Group, fit_calibration, fit_fusion
 
 from kb.articles import Article, split_sections

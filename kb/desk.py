@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from search.errors import IndexCorruptError, IndexMissingError
-from search.index import Index, IndexStore
+from search.index import Index
+from search.store import IndexStore
 from search.model import Hit, Results
 from search.text import highlight
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Callable, Sequence
@@ -10,17 +11,17 @@ from typing import Callable, Sequence
 import msgspec
 
 from search.embed import Embedder, SentenceTransformerEmbedder
+from search.errors import IndexCorruptError, IndexMissingError, StaleBuildError
 from search.fusion import Calibration, Fusion
-from search.errors import IndexCorruptError, IndexMissingError
-from search.index import BuildReport, IndexStore
 from search.model import Document, Passage
+from search.store import BuildReport, IndexStore, payloads
 
-from kb.articles import Article, Section, load_dir
+import kb.articles as article_files
+from kb.articles import Article, Section, Stamp, Unchanged, load_dir
 from kb.errors import ArticleError
 from kb.settings import Settings
 
-ARTICLES_FILE = "articles.json"
-SOURCES_FILE = "sources.json"  # file name -> digest of the source each published article came from
+SOURCES_FILE = "sources.json"  # what each published article's file was: digest, size, mtime and slug
 CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
 
 
@@ -65,7 +66,7 @@ class IndexSummary:
 
 
 def index_articles(
-    articles: Sequence[Article],
+    articles: Sequence[Article | Unchanged],
     root: Path,
     embedder: Embedder,
     skipped: Sequence[ArticleError] = (),
@@ -75,22 +76,30 @@ def index_articles(
     progress: Callable[[int], None] | None = None,
     on_total: Callable[[int], None] | None = None,
     digests: dict[str, str] | None = None,
+    stats: dict[str, tuple[int, int]] | None = None,
+    base: Path | None = None,
+    stamped_at: int = 0,
 ) -> IndexSummary:
-    """Index the published articles into root (incrementally) and swap the new build in."""
+    """Index the published articles into root (incrementally) and swap the new build in.
+
+    `Unchanged` articles are carried over from the build `base` as it stored them.
+    """
     published = [a for a in articles if a.published]
     if calibration is None and fusion is None:
         calibration, fusion = default_calibration()
+    stamps = {a.path: [(digests or {}).get(a.path, ""), *(stats or {}).get(a.path, (-1, -1)), a.slug] for a in published}
     report: BuildReport = IndexStore(root).build(
-        [to_document(a) for a in published],
+        [a.slug if isinstance(a, Unchanged) else to_document(a) for a in published],
         embedder,
         calibration=calibration,
         fusion=fusion,
         dense_kind=dense_kind,
         progress=progress,
         on_total=on_total,
+        base=base,
+        payloads=[None if isinstance(a, Unchanged) else msgspec.json.encode(_article_record(a)) for a in published],
         files={
-            ARTICLES_FILE: msgspec.json.encode([_article_record(a) for a in published]),
-            SOURCES_FILE: json.dumps({a.path: (digests or {}).get(a.path, "") for a in published}),
+            SOURCES_FILE: msgspec.json.encode({"parser": article_files.PARSER, "stamped_at": stamped_at, "files": stamps}),
         },
     )
     return IndexSummary(
@@ -108,21 +117,33 @@ def index_articles(
 def index_directory(settings: Settings, embedder: Embedder, **kwargs) -> IndexSummary:
     """Load the articles directory, skipping bad files with their reasons, and index it.
 
-    Files whose source is unchanged since the live build are taken from it rather than parsed.
+    Files the live build recorded with the same size and modification time (or the same content)
+    are carried over from it, not read or parsed again.
     """
-    loaded = load_dir(settings.articles, known=previous_articles(settings.index_path))
+    now = time.time_ns()  # before any file is looked at
+    base, stamps, stamped_at = live_stamps(settings.index_path)
+    if stamps:
+        loaded = load_dir(settings.articles, stamps=stamps, stamped_at=stamped_at)
+        try:
+            return index_articles(loaded.articles, settings.index_path, embedder, skipped=loaded.errors,
+                                  digests=loaded.digests, stats=loaded.stats, base=base, stamped_at=now, **kwargs)
+        except (StaleBuildError, IndexCorruptError):
+            pass  # the build the stamps came from is gone or damaged: read everything
+    loaded = load_dir(settings.articles)
     return index_articles(loaded.articles, settings.index_path, embedder, skipped=loaded.errors,
-                          digests=loaded.digests, **kwargs)
+                          digests=loaded.digests, stats=loaded.stats, stamped_at=now, **kwargs)
 
 
-def previous_articles(root: Path) -> dict[tuple[str, str], Article]:
-    """The live build's published articles keyed by (file name, source digest); empty if none."""
+def live_stamps(root: Path) -> tuple[Path | None, dict[str, Stamp], int]:
+    """The live build, what it recorded of each published file, and when; no stamps if none are usable."""
     try:
         build = IndexStore(root).current_path()
-        digests = json.loads((build / SOURCES_FILE).read_text())
-        return {(a.path, digests[a.path]): a for a in load_articles(build) if digests.get(a.path)}
-    except (IndexMissingError, IndexCorruptError, OSError, ValueError, KeyError, TypeError):
-        return {}  # nothing to reuse: every file is parsed
+        sources = msgspec.json.decode((build / SOURCES_FILE).read_bytes())
+        if sources.get("parser") != article_files.PARSER:
+            return None, {}, 0  # parsing changed: every file is parsed again
+        return build, {name: Stamp(*entry) for name, entry in sources["files"].items()}, int(sources["stamped_at"])
+    except (IndexMissingError, IndexCorruptError, OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None, {}, 0
 
 
 def _article_record(article: Article) -> dict:
@@ -134,10 +155,7 @@ def _article_record(article: Article) -> dict:
 
 def load_articles(build: Path) -> list[Article]:
     """The articles snapshot stored with an index build."""
-    records = json.loads((build / ARTICLES_FILE).read_text())
-    out = []
-    for r in records:
-        sections = tuple(Section(**s) for s in r.pop("sections"))
-        r["tags"], r["aliases"] = tuple(r["tags"]), tuple(r["aliases"])
-        out.append(Article(**r, sections=sections))
-    return out
+    try:
+        return payloads(build, Article)
+    except msgspec.ValidationError as exc:
+        raise IndexCorruptError(f"index build {build}: its articles are unreadable: {exc}") from exc

@@ -13,5 +13,9 @@ class IndexCorruptError(SearchError):
     """The index directory is damaged or incomplete."""
 
 
+class StaleBuildError(SearchError):
+    """A document to carry over unchanged is not in the build it was to be carried from."""
+
+
 class EmbedderError(SearchError):
     """The embedding model could not be loaded."""

@@ -1,28 +1,26 @@
-"""A persisted hybrid index: build (incrementally), load and search.
+"""A loaded, searchable index build (builds are written by search/store.py).
 
-Layout of an index root::
+Layout of a build directory (format 5)::
 
-    root/current            -> builds/<name>   (symlink, replaced atomically)
-    root/builds/<name>/manifest.json           model, dimensions, per-document hashes, calibration
-    root/builds/<name>/vectors.npy             one float32 row per distinct chunk text
-    root/builds/<name>/dense.faiss             faiss index whose ids are chunk rows
-    root/builds/<name>/docs.json               documents, passages, chunks and each chunk's vector row
-    root/builds/<name>/lexical*.{npz,npy,json} BM25 over passages
+    manifest.json      model, dimensions, per-document hashes in row order, calibration
+    vectors.npy        one float32 row per distinct embedded chunk text
+    vector_keys.npy    a 16-byte digest of each of those texts, so a later build can reuse a vector
+    layout.npz         chunk -> vector row and passage; document -> first chunk and first passage
+    docs.{base,patch}.json   one record per document: title, aliases, passages, its chunks' texts
+                       (a base shared with earlier builds plus this build's patch: search/records.py)
+    payloads.{base,patch}.json  the caller's own record per document, if it gave any
+    lexical*.{npz,npy,json}  BM25 over passages, with the raw term counts
+    prototypes.npz     per-document prototypes (and classifier weights when one was trained)
+    dense.faiss        an HNSW (or flat) faiss index, only above HNSW_THRESHOLD vectors
 
-Reads are thread-safe. Builds never touch a build that is being served: a new build directory is
-written beside the live one and the `current` link is swapped in one rename.
+Reads are thread-safe.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import shutil
-import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Iterable
 
 import msgspec
 import numpy as np
@@ -30,18 +28,21 @@ from scipy import sparse
 
 from search.dense import HNSW_THRESHOLD, DenseIndex
 from search.embed import Embedder
-from search.errors import IndexCorruptError, IndexMissingError
+from search.errors import IndexCorruptError
 from search.fusion import Calibration, Fusion
 from search.lexical import LexicalIndex
-from search.model import Document, Hit, Passage, Results
-from search.scoring import Candidates, DocModel, score_candidates
+from search.model import Document, Hit, Results
+from search.records import RecordSet
+from search.scoring import Candidates, DocModel, score_candidates, spans
 from search.text import chunks as split_chunks
 from search.text import terms
 
-FORMAT = 4  # 3: per-document prototypes and classifier; 4: each distinct vector stored once
+FORMAT = 5  # 4: each distinct vector stored once; 5: per-document records and array layout
 # Changing how chunks are cut or embedded changes the vectors: bump it to re-embed everything.
 CHUNKING = "v1"
-_FILES = ("manifest.json", "vectors.npy", "dense.faiss", "docs.json", "lexical.npz", "prototypes.npz")
+FILES = ("manifest.json", "vectors.npy", "vector_keys.npy", "layout.npz", *RecordSet.files("docs"), "lexical.npz",
+         "lexical_tf.npz", "prototypes.npz")
+DENSE_FILE = "dense.faiss"
 
 
 def document_hash(doc: Document, model: str) -> str:
@@ -56,14 +57,20 @@ def document_hash(doc: Document, model: str) -> str:
     return digest.hexdigest()
 
 
-def _as_dict(doc: Document) -> dict:
-    """dataclasses.asdict for a Document, without its deep-copying cost on 10k documents."""
+def text_key(text: str) -> bytes:
+    """The digest a vector row is known by: equal embedded texts share one vector."""
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+
+def document_record(doc: Document, units: list[tuple[int, str, str]]) -> dict:
+    """A document as stored in the build's docs records: its fields and the shown text of each chunk."""
     return {"id": doc.id, "title": doc.title, "aliases": list(doc.aliases),
-            "passages": [{"id": p.id, "heading": p.heading, "text": p.text} for p in doc.passages]}
+            "passages": [{"id": p.id, "heading": p.heading, "text": p.text} for p in doc.passages],
+            "chunks": [shown for _, shown, _ in units]}
 
 
 def lexical_texts(docs: Iterable[dict]) -> list[str]:
-    """The text BM25 indexes for each passage of documents (as stored in docs.json)."""
+    """The text BM25 indexes for each passage of documents (as stored records)."""
     return [" ".join([d["title"], *d["aliases"], p["heading"], p["text"]]) for d in docs for p in d["passages"]]
 
 
@@ -78,20 +85,6 @@ def embedding_units(doc: Document) -> list[tuple[int, str, str]]:
     return units
 
 
-@dataclass(frozen=True)
-class BuildReport:
-    """What a build did."""
-
-    path: Path
-    documents: int
-    passages: int
-    chunks: int
-    embedded_documents: int
-    embedded_chunks: int
-    removed_documents: int
-    seconds: float
-
-
 class Index:
     """A loaded, searchable index build."""
 
@@ -99,34 +92,29 @@ class Index:
         self.path = path
         self.embedder = embedder
         try:
-            self.manifest = json.loads((path / "manifest.json").read_text())
-            data = json.loads((path / "docs.json").read_text())
+            self.manifest = msgspec.json.decode((path / "manifest.json").read_bytes())
+            check_manifest(path, self.manifest, embedder.name)
+            self.docs: list[dict] = RecordSet(path, "docs").decoded()
             self.vectors = np.load(path / "vectors.npy", mmap_mode=None if preload else "r")
-            self.dense = DenseIndex.load(path / "dense.faiss")
+            with np.load(path / "layout.npz") as layout:
+                # Chunks with equal embedded text share one vector row.
+                self.chunk_vector = layout["chunk_vector"].astype(np.int64)
+                self.chunk_passage = layout["chunk_passage"].astype(np.int64)
+                self.doc_chunk_start = layout["doc_chunk_start"].astype(np.int64)
+                self.doc_passage_start = layout["doc_passage_start"].astype(np.int64)
+            self.dense = DenseIndex.load(path / DENSE_FILE) if self.manifest.get("dense_index") else None
             self.lexical = LexicalIndex.load(path)
             self.docmodel = DocModel.load(path)
         except FileNotFoundError as exc:
             raise IndexCorruptError(f"index build {path} is incomplete: {exc.filename} missing") from exc
-        except (ValueError, OSError, RuntimeError) as exc:
+        except (ValueError, OSError, RuntimeError, KeyError, msgspec.DecodeError) as exc:
             raise IndexCorruptError(f"index build {path} is unreadable: {exc}") from exc
-        if self.manifest.get("format") != FORMAT:
-            raise IndexCorruptError(f"index build {path} has format {self.manifest.get('format')}, need {FORMAT}")
-        if self.manifest.get("model") != embedder.name:
-            raise IndexCorruptError(
-                f"index was built with model {self.manifest.get('model')!r}, "
-                f"but the embedder is {embedder.name!r}: rebuild it"
-            )
-        self.docs: list[dict] = data["docs"]
-        self.chunk_text: list[str] = data["chunks"]
-        # Chunks with equal embedded text share one vector row (and one entry in the dense index).
-        self.chunk_vector = np.asarray(data["chunk_vector"], dtype=np.int64)
-        self.chunk_passage = np.asarray(data["chunk_passage"], dtype=np.int64)
-        self.passage_doc = np.asarray(data["passage_doc"], dtype=np.int64)
-        self.doc_chunk_start = np.asarray(data["doc_chunk_start"], dtype=np.int64)
-        self.doc_passage_start = np.asarray(data["doc_passage_start"], dtype=np.int64)
+        self.chunk_text: list[str] = [c for d in self.docs for c in d["chunks"]]
+        self.passage_doc = np.repeat(np.arange(len(self.docs)), np.diff(self.doc_passage_start))
         self.passage_ids: list[str] = [p["id"] for d in self.docs for p in d["passages"]]
         self.doc_row = {d["id"]: i for i, d in enumerate(self.docs)}
-        if (len(self.chunk_vector) != len(self.chunk_text) or len(self.dense) != len(self.vectors)
+        if (len(self.chunk_vector) != len(self.chunk_text) or len(self.doc_chunk_start) != len(self.docs) + 1
+                or (self.dense is not None and len(self.dense) != len(self.vectors))
                 or (len(self.chunk_vector) and not 0 <= self.chunk_vector.min() <= self.chunk_vector.max() < len(self.vectors))):
             raise IndexCorruptError(f"index build {path}: vector and chunk counts differ")
         # vector row -> the documents whose chunks use it (CSR), for dense neighbourhoods
@@ -156,21 +144,6 @@ class Index:
     def chunk_range(self, doc_id: str) -> slice:
         row = self.doc_row[doc_id]
         return slice(int(self.doc_chunk_start[row]), int(self.doc_chunk_start[row + 1]))
-
-    def units(self, doc_id: str) -> list[tuple[int, str, str]]:
-        """A stored document's embedding units, as `embedding_units` cut them (no re-chunking)."""
-        row = self.doc_row[doc_id]
-        doc = self.docs[row]
-        span = self.chunk_range(doc_id)
-        first = int(self.doc_passage_start[row])
-        plain = 1 + len(doc["aliases"])  # the title and aliases are embedded as they are
-        out = []
-        for k, (shown, passage) in enumerate(zip(self.chunk_text[span], self.chunk_passage[span].tolist())):
-            number = passage - first
-            heading = doc["passages"][number]["heading"]
-            prefixed = k >= plain and heading and heading != doc["title"]
-            out.append((number, shown, f"{heading}: {shown}" if prefixed else shown))
-        return out
 
     def document_vectors(self, doc_id: str) -> np.ndarray:
         """The chunk vectors of one document (for 'related' lookups)."""
@@ -307,8 +280,7 @@ class Index:
             _, ids = self.dense.search(qv[None, :], want)
             near = ids[0][ids[0] >= 0]
         starts, ends = self._vector_docs_start[near], self._vector_docs_start[near + 1]
-        counts = ends - starts
-        using = self._vector_docs[np.repeat(starts - (counts.cumsum() - counts), counts) + np.arange(counts.sum())]
+        using = self._vector_docs[spans(starts, ends - starts)]
         # the documents using the nearest vectors, nearest first, until there are enough
         unique, first = np.unique(using, return_index=True)
         rows = set(unique[np.argsort(first, kind="stable")[:want]].tolist())
@@ -326,233 +298,14 @@ class Index:
         return sorted(rows)
 
 
-class IndexStore:
-    """An index root directory holding builds and the `current` link to the live one."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
-
-    @property
-    def current_link(self) -> Path:
-        return self.root / "current"
-
-    def current_path(self) -> Path:
-        """The live build directory, or IndexMissingError."""
-        link = self.current_link
-        if not link.is_symlink() and not link.exists():
-            raise IndexMissingError(f"no index in {self.root}: run `kb index` first")
-        target = link.resolve()
-        missing = [name for name in _FILES if not (target / name).exists()]
-        if missing:
-            raise IndexCorruptError(f"index build {target} is incomplete: missing {', '.join(missing)}")
-        return target
-
-    def version(self) -> str | None:
-        """A cheap token that changes whenever a new build goes live."""
-        try:
-            return os.readlink(self.current_link)
-        except OSError:
-            return None
-
-    def load(self, embedder: Embedder) -> Index:
-        return Index(self.current_path(), embedder)
-
-    def load_previous(self, embedder: Embedder) -> Index | None:
-        """The live build, or None if there is none or it cannot be reused."""
-        try:
-            return self.load(embedder)
-        except (IndexMissingError, IndexCorruptError):
-            return None
-
-    def build(
-        self,
-        documents: Sequence[Document],
-        embedder: Embedder,
-        calibration: Calibration | None = None,
-        fusion: Fusion | None = None,
-        dense_kind: str = "auto",
-        progress: Callable[[int], None] | None = None,
-        on_total: Callable[[int], None] | None = None,
-        extra: dict | None = None,
-        files: dict[str, str | bytes] | None = None,
-    ) -> BuildReport:
-        """Build a new index from documents, re-embedding only what changed, then swap it in."""
-        started = time.perf_counter()
-        previous = self.load_previous(embedder)
-        old_hashes: dict[str, str] = previous.manifest["docs"] if previous else {}
-        seen: set[str] = set()
-        for doc in documents:
-            if doc.id in seen:
-                raise ValueError(f"duplicate document id {doc.id!r}")
-            if not doc.passages:  # its title chunk would otherwise belong to the next document
-                raise ValueError(f"document {doc.id!r} has no passages")
-            seen.add(doc.id)
-        hashes = {doc.id: document_hash(doc, embedder.name) for doc in documents}
-
-        fresh_docs = [
-            i for i, doc in enumerate(documents)
-            if previous is None or old_hashes.get(doc.id) != hashes[doc.id] or doc.id not in previous.doc_row
-        ]
-        fresh_set = set(fresh_docs)
-        # unchanged documents keep their chunks and vectors; only changed ones are cut again
-        all_units = [embedding_units(doc) if i in fresh_set else previous.units(doc.id)  # type: ignore[union-attr]
-                     for i, doc in enumerate(documents)]
-        # Equal texts get one vector: boilerplate sections and per-team copies of an article are
-        # embedded, stored and searched once.
-        old_row: dict[str, int] = {}  # embedded text -> its row in the previous build's vectors
-        if previous is not None:  # every text the live build embedded, changed articles' included
-            kept = {doc.id: all_units[i] for i, doc in enumerate(documents) if i not in fresh_set}
-            for doc_id in previous.doc_ids():
-                rows = previous.chunk_vector[previous.chunk_range(doc_id)].tolist()
-                for unit, row in zip(kept.get(doc_id) or previous.units(doc_id), rows):
-                    old_row.setdefault(unit[2], row)
-        texts = list(dict.fromkeys(u[2] for i in fresh_docs for u in all_units[i] if u[2] not in old_row))
-        if on_total:
-            on_total(len(texts))
-        fresh_vectors = embedder.encode_documents(texts, progress=progress)
-        new_row = {text: row for row, text in enumerate(texts)}
-
-        dim = embedder.dim
-        slot: dict[str, int] = {}
-        chunk_vector: list[int] = []
-        chunk_text: list[str] = []
-        chunk_passage: list[int] = []
-        passage_doc: list[int] = []
-        doc_chunk_start = [0]
-        doc_passage_start = [0]
-        docs_out = []
-        for i, doc in enumerate(documents):
-            units = all_units[i]
-            base = doc_passage_start[-1]
-            for number, shown, embedded in units:
-                chunk_vector.append(slot.setdefault(embedded, len(slot)))
-                chunk_text.append(shown)
-                chunk_passage.append(base + number)
-            passage_doc.extend([i] * len(doc.passages))
-            doc_chunk_start.append(doc_chunk_start[-1] + len(units))
-            doc_passage_start.append(base + len(doc.passages))
-            docs_out.append(_as_dict(doc))
-        vectors = np.zeros((len(slot), dim), dtype=np.float32)
-        if slot:
-            ordered = list(slot)  # slot rows are 0..n-1 in insertion order
-            reused = np.array([i for i, t in enumerate(ordered) if t in old_row], dtype=np.int64)
-            if len(reused):
-                vectors[reused] = previous.vectors[[old_row[ordered[i]] for i in reused]]  # type: ignore[union-attr]
-            made = np.array([i for i, t in enumerate(ordered) if t not in old_row], dtype=np.int64)
-            if len(made):
-                vectors[made] = fresh_vectors[[new_row[ordered[i]] for i in made]]
-        chunk_vectors = np.asarray(chunk_vector, dtype=np.int64)
-
-        passage_texts = lexical_texts(docs_out)
-        reuse = None
-        if previous is not None:
-            try:
-                reuse = (previous.lexical.with_counts(previous.path), lexical_texts(previous.docs))
-            except (OSError, ValueError):
-                reuse = None  # tokenise everything again
-        name = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}-{time.time_ns() % 1_000_000:06d}"
-        builds = self.root / "builds"
-        target = builds / name
-        tmp = builds / (name + ".tmp")
-        tmp.mkdir(parents=True, exist_ok=False)
-        try:
-            np.save(tmp / "vectors.npy", vectors)
-            ids = np.arange(len(vectors), dtype=np.int64)
-            DenseIndex.build(vectors, ids, kind=dense_kind).save(tmp / "dense.faiss")
-            LexicalIndex.build(passage_texts, reuse=reuse).save(tmp)
-            chunk_doc = np.repeat(np.arange(len(documents)), np.diff(doc_chunk_start))
-            start = None
-            if previous is not None and previous.docmodel.trained:
-                kept = [previous.doc_row.get(doc.id) for doc in documents]
-                weights = np.zeros((len(documents), dim), dtype=np.float32)
-                bias = np.zeros(len(documents), dtype=np.float32)
-                for i, row in enumerate(kept):
-                    if row is not None:
-                        weights[i], bias[i] = previous.docmodel.weights[row], previous.docmodel.bias[row]
-                start = (weights, bias)
-            DocModel.build(vectors, chunk_vectors, chunk_doc, len(documents), start=start).save(tmp)
-            (tmp / "docs.json").write_bytes(msgspec.json.encode({
-                "docs": docs_out,
-                "chunks": chunk_text,
-                "chunk_vector": chunk_vector,
-                "chunk_passage": chunk_passage,
-                "passage_doc": passage_doc,
-                "doc_chunk_start": doc_chunk_start,
-                "doc_passage_start": doc_passage_start,
-            }))
-            for fname, content in (files or {}).items():  # the caller's own data, swapped with the index
-                target_file = tmp / Path(fname).name
-                target_file.write_bytes(content) if isinstance(content, bytes) else target_file.write_text(content)
-            if calibration is None and previous is not None:
-                calibration = previous.calibration
-            if fusion is None and previous is not None:
-                fusion = previous.fusion
-            manifest = {
-                "format": FORMAT,
-                "chunking": CHUNKING,
-                "model": embedder.name,
-                "dim": dim,
-                "created": time.time(),
-                "dense_kind": dense_kind,
-                "counts": {"documents": len(documents), "passages": len(passage_doc), "chunks": len(chunk_text),
-                           "vectors": len(vectors)},
-                "docs": hashes,
-                "calibration": (calibration or Calibration()).to_dict(),
-                "fusion": (fusion or Fusion()).to_dict(),
-                **(extra or {}),
-            }
-            # The manifest is written last: a build without one is incomplete by definition.
-            (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1))
-            _fsync_tree(tmp)
-            os.rename(tmp, target)
-            self._swap(target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        self._prune(keep=target)
-        removed = len(set(old_hashes) - set(hashes))
-        return BuildReport(
-            path=target,
-            documents=len(documents),
-            passages=len(passage_doc),
-            chunks=len(chunk_text),
-            embedded_documents=len(fresh_docs),
-            embedded_chunks=len(texts),
-            removed_documents=removed,
-            seconds=time.perf_counter() - started,
+def check_manifest(path: Path, manifest: dict, model: str) -> None:
+    """IndexCorruptError unless a build has this format and was embedded by this model."""
+    if manifest.get("format") != FORMAT:
+        raise IndexCorruptError(f"index build {path} has format {manifest.get('format')}, need {FORMAT}: run `kb index`")
+    if manifest.get("model") != model:
+        raise IndexCorruptError(
+            f"index was built with model {manifest.get('model')!r}, but the embedder is {model!r}: rebuild it"
         )
 
-    def _swap(self, target: Path) -> None:
-        link_tmp = self.root / f".current-{os.getpid()}-{time.time_ns()}"
-        os.symlink(os.path.relpath(target, self.root), link_tmp)
-        os.replace(link_tmp, self.current_link)  # atomic on POSIX
-        _fsync_dir(self.root)
 
-    def _prune(self, keep: Path, spare: int = 2) -> None:
-        """Remove old builds, keeping the live one and a few before it for readers in flight."""
-        builds = sorted(p for p in (self.root / "builds").iterdir() if p.is_dir())
-        old = [p for p in builds if p != keep and not p.name.endswith(".tmp")]
-        for path in old[:-spare] if spare else old:
-            shutil.rmtree(path, ignore_errors=True)
-        # leftovers of crashed builds older than a minute
-        for path in builds:
-            if path.name.endswith(".tmp") and time.time() - path.stat().st_mtime > 60:
-                shutil.rmtree(path, ignore_errors=True)
-
-
-def _fsync_tree(path: Path) -> None:
-    for child in path.iterdir():
-        with open(child, "rb") as fh:
-            os.fsync(fh.fileno())
-    _fsync_dir(path)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-__all__ = ["BuildReport", "Index", "IndexStore", "Passage", "document_hash", "embedding_units"]
+__all__ = ["Index", "check_manifest", "document_hash", "document_record", "embedding_units", "text_key"]

@@ -16,6 +16,11 @@ from scipy import sparse
 from search.text import terms
 
 
+def _widen(matrix: sparse.csr_matrix, columns: int) -> sparse.csr_matrix:
+    """The same rows with room for terms added since (new columns are empty)."""
+    return sparse.csr_matrix((matrix.data, matrix.indices, matrix.indptr), shape=(matrix.shape[0], columns))
+
+
 class LexicalIndex:
     """BM25 (k1, b) over a list of texts addressed by row number."""
 
@@ -28,44 +33,42 @@ class LexicalIndex:
 
     @classmethod
     def build(
-        cls, texts: Sequence[str], k1: float = 1.2, b: float = 0.75,
-        reuse: tuple["LexicalIndex", Sequence[str]] | None = None,
+        cls, texts: Sequence[str | None], k1: float = 1.2, b: float = 0.75,
+        reuse: tuple["LexicalIndex", np.ndarray] | None = None,
     ) -> "LexicalIndex":
-        """Index texts. `reuse` = (previous index, its texts): equal texts keep their term counts
-        instead of being tokenised again, which is most of the cost of a re-index."""
-        previous = reuse[0] if reuse and reuse[0]._tf is not None else None
+        """Index texts.
+
+        `reuse` = (a previous index with its term counts, a source row per text): text i takes the
+        counts of the previous index's row source[i] where that is >= 0 (texts[i] may then be
+        None) instead of being tokenised again, which is most of the cost of a re-index.
+        """
+        previous, source = reuse if reuse else (None, np.full(len(texts), -1, dtype=np.int64))
+        if previous is not None and previous._tf is None:
+            raise ValueError("the previous lexical index was loaded without its term counts")
         vocab: dict[str, int] = dict(previous._vocab) if previous else {}  # new terms are appended
-        old_row = {text: i for i, text in enumerate(reuse[1])} if previous else {}  # type: ignore[index]
-        rows: list[int] = []
-        cols: list[int] = []
-        tfs: list[int] = []
-        kept_at: list[int] = []
-        kept_from: list[int] = []
-        for row, text in enumerate(texts):
-            if text in old_row:
-                kept_at.append(row)
-                kept_from.append(old_row[text])
-                continue
-            for term, tf in Counter(terms(text)).items():
-                rows.append(row)
+        tokenised = np.flatnonzero(source < 0)
+        indptr, cols, tfs = [0], [], []
+        for row in tokenised.tolist():
+            for term, tf in Counter(terms(texts[row])).items():  # type: ignore[arg-type]
                 cols.append(vocab.setdefault(term, len(vocab)))
                 tfs.append(tf)
-        r, c, t = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64), np.asarray(tfs, dtype=np.float32)
-        if kept_at:
-            old = previous._tf[kept_from].tocoo()  # type: ignore[union-attr,index]
-            r = np.concatenate([r, np.asarray(kept_at, dtype=np.int64)[old.row]])
-            c = np.concatenate([c, old.col.astype(np.int64)])
-            t = np.concatenate([t, old.data.astype(np.float32)])
-        counts = sparse.csr_matrix((t, (r, c)), shape=(len(texts), len(vocab)), dtype=np.float32)
+            indptr.append(len(cols))
+        new = sparse.csr_matrix((np.asarray(tfs, dtype=np.float32), np.asarray(cols, dtype=np.int64), indptr),
+                                shape=(len(tokenised), len(vocab)))
+        # every output row is one row of [previous counts; new counts]: a single CSR row gather
+        pick = source.copy()
+        pick[tokenised] = (previous._tf.shape[0] if previous else 0) + np.arange(len(tokenised))
+        stacked = new if previous is None else sparse.vstack(
+            [_widen(previous._tf, len(vocab)), new], format="csr")  # type: ignore[arg-type]
+        counts = stacked[pick] if len(pick) else new
         counts.sort_indices()
-        lengths = np.asarray(counts.sum(axis=1), dtype=np.float32).ravel()
         n = max(len(texts), 1)
+        lengths = np.asarray(counts.sum(axis=1), dtype=np.float32).ravel()
         avg = float(lengths.mean()) if len(texts) else 1.0
-        coo = counts.tocoo()
-        tf = coo.data
-        norm = k1 * (1 - b + b * lengths[coo.row] / max(avg, 1e-9))
+        tf = counts.data
+        norm = k1 * (1 - b + b * np.repeat(lengths, np.diff(counts.indptr)) / max(avg, 1e-9))
         weights = tf * (k1 + 1) / (tf + norm) if len(tf) else tf
-        matrix = sparse.csc_matrix((weights, (coo.row, coo.col)), shape=counts.shape, dtype=np.float32)
+        matrix = sparse.csr_matrix((weights.astype(np.float32), counts.indices, counts.indptr), shape=counts.shape).tocsc()
         df = np.diff(matrix.indptr).astype(np.float32)
         idf = np.log(1 + (n - df + 0.5) / (df + 0.5)).astype(np.float32)
         idf[df == 0] = 0.0  # terms only removed texts had: unknown, as in a fresh build
@@ -120,7 +123,9 @@ class LexicalIndex:
         vocab = json.loads((path / "lexical_vocab.json").read_text())
         return cls(matrix, vocab, idf)
 
-    def with_counts(self, path: Path) -> "LexicalIndex":
-        """This index plus the raw term counts saved beside it, which a later build can reuse."""
-        counts = path / "lexical_tf.npz"
-        return LexicalIndex(self._matrix, self._vocab, self._idf, sparse.load_npz(counts).tocsr() if counts.exists() else None)
+    @classmethod
+    def load_counts(cls, path: Path) -> "LexicalIndex":
+        """Only the vocabulary and raw term counts saved in path: for `build(reuse=...)`, not for scoring."""
+        vocab = json.loads((path / "lexical_vocab.json").read_text())
+        counts = sparse.load_npz(path / "lexical_tf.npz").tocsr()
+        return cls(sparse.csc_matrix((counts.shape[0], 0), dtype=np.float32), vocab, np.zeros(0, dtype=np.float32), counts)

@@ -26,14 +26,20 @@ CLASSIFIER_C = 10.0
 FILE = "prototypes.npz"
 
 
+def spans(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The positions of the ranges [start, start + length), back to back (one vectorised gather)."""
+    offsets = lengths.cumsum() - lengths
+    return np.repeat(starts - offsets, lengths) + np.arange(lengths.sum())
+
+
 @dataclass(frozen=True)
 class DocModel:
     """Build-time, per-document vectors: prototypes, their spread, and classifier weights."""
 
     centroids: np.ndarray  # (docs, dim), L2-normalised mean chunk vector
     typical: np.ndarray  # (docs,), mean cosine of the document's chunks to its prototype
-    weights: np.ndarray  # (docs, dim), zeros when no classifier was trained
-    bias: np.ndarray  # (docs,)
+    weights: np.ndarray  # (docs, dim); (0, dim) when no classifier was trained
+    bias: np.ndarray  # (docs,) or (0,)
 
     @classmethod
     def build(
@@ -55,9 +61,11 @@ class DocModel:
         centroids = (sums / np.maximum(norms, 1e-9)).astype(np.float32)
         # mean cosine of a document's chunks to its prototype: sum(v_i . s/|s|) / n = |s| / n
         typical = (norms[:, 0] / np.maximum(np.bincount(chunk_doc, minlength=docs), 1)).astype(np.float32)
-        weights = np.zeros((docs, dim), dtype=np.float32)
-        bias = np.zeros(docs, dtype=np.float32)
+        weights = np.zeros((0, dim), dtype=np.float32)
+        bias = np.zeros(0, dtype=np.float32)
         if 2 <= docs <= CLASSIFIER_MAX_DOCS and len(chunk_vector) <= CLASSIFIER_MAX_CHUNKS:
+            weights = np.zeros((docs, dim), dtype=np.float32)
+            bias = np.zeros(docs, dtype=np.float32)
             from sklearn.linear_model import LogisticRegression
             from threadpoolctl import threadpool_limits
 
@@ -78,7 +86,7 @@ class DocModel:
 
     @property
     def trained(self) -> bool:
-        """Whether a classifier was trained (above CLASSIFIER_MAX_DOCS its weights stay zero)."""
+        """Whether a classifier was trained (above CLASSIFIER_MAX_DOCS there are no weights)."""
         cached = self.__dict__.get("_trained")
         if cached is None:
             cached = bool(self.weights.any())
@@ -166,7 +174,7 @@ def score_candidates(
     lengths = ends - starts
     offsets = lengths.cumsum() - lengths
     every = len(rows) == len(ix.doc_chunk_start) - 1  # type: ignore[attr-defined]
-    used = chunk_vector if every else chunk_vector[np.repeat(starts - offsets, lengths) + np.arange(lengths.sum())]
+    used = chunk_vector if every else chunk_vector[spans(starts, lengths)]
     if vector_sims is not None:  # the caller already scored every distinct vector
         sims = vector_sims[used]
     elif len(vectors) <= 2 * len(used):  # cheaper to score every distinct vector in place than to gather
@@ -180,10 +188,8 @@ def score_candidates(
     classifier = model.classifier_logprob(qv)[rows] if model.trained else np.zeros(len(rows))
     p_start, p_end = ix.doc_passage_start[rows], ix.doc_passage_start[rows + 1]  # type: ignore[attr-defined]
     p_len = p_end - p_start
-    p_offsets = p_len.cumsum() - p_len
-    passage_rows = np.repeat(p_start - p_offsets, p_len) + np.arange(p_len.sum())
     scaled = lex / lex_scale
-    lexical = np.maximum.reduceat(scaled[passage_rows], p_offsets)
+    lexical = np.maximum.reduceat(scaled[spans(p_start, p_len)], p_len.cumsum() - p_len)
     matrix = np.stack([dense, centroid, lexical, title, classifier], axis=1).astype(np.float32)
     return Candidates(rows, matrix, model.typical[rows], query_terms, sims, offsets, scaled, lex_matches,
                       (float(weights[0]), float(weights[2])))

@@ -329,7 +329,7 @@ def test_bundled_articles_have_headed_passages(bundled):
 
 def test_drafts_exist_and_are_not_indexed(bundled, indexed_dir):
     from kb.indexer import load_articles
-    from search.index import IndexStore
+    from search.store import IndexStore
 
     drafts = {a.slug for a in bundled.articles if a.status == "draft"}
     assert {"parental-leave", "wifi-eduroam"} <= drafts

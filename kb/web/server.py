@@ -36,7 +36,7 @@ def app():
 def _check_startable(settings: Settings) -> None:
     """Refuse to start, with a clear message, when there is no index and nothing to build one from."""
     from search.errors import SearchError
-    from search.index import IndexStore
+    from search.store import IndexStore
 
     from kb.errors import IndexUnavailableError
 
