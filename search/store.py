@@ -249,10 +249,13 @@ class IndexStore:
             LexicalIndex.build(passage_texts, reuse=reuse).save(tmp)
             start = None
             stored_classifier = previous.classifier() if previous is not None else None
-            if stored_classifier is not None:  # warm start: carried documents keep their weights
+            if stored_classifier is not None:  # warm start: every document the live build had keeps its weights
                 weights = np.zeros((len(documents), embedder.dim), dtype=np.float32)
                 bias = np.zeros(len(documents), dtype=np.float32)
-                weights[kept], bias[kept] = stored_classifier[0][src], stored_classifier[1][src]
+                was = np.array([previous.row.get(doc if isinstance(doc, str) else doc.id, -1) for doc in documents])  # type: ignore[union-attr]
+                known_docs = np.flatnonzero(was >= 0)
+                weights[known_docs] = stored_classifier[0][was[known_docs]]
+                bias[known_docs] = stored_classifier[1][was[known_docs]]
                 start = (weights, bias)
             chunk_doc = np.repeat(np.arange(len(documents)), chunk_n)
             DocModel.build(vectors, chunk_vector, chunk_doc, len(documents), start=start).save(tmp)
