@@ -43,6 +43,8 @@ CHUNKING = "v1"
 FILES = ("manifest.json", "vectors.npy", "vector_keys.npy", "layout.npz", *RecordSet.files("docs"), "lexical.npz",
          "lexical_tf.npz", "prototypes.npz")
 DENSE_FILE = "dense.faiss"
+# Up to this many documents every one is scored exactly; above it, the query's neighbourhood is.
+EXACT_MAX_DOCS = 2000
 
 
 def document_hash(doc: Document, model: str) -> str:
@@ -268,9 +270,9 @@ class Index:
         self, query: str, qv: np.ndarray, allowed: set[int] | None, lex: np.ndarray, sims: np.ndarray | None = None
     ) -> list[int]:
         """Documents worth scoring exactly: the dense and lexical neighbourhoods of the query."""
-        if allowed is not None and len(allowed) <= 2000:
+        if allowed is not None and len(allowed) <= EXACT_MAX_DOCS:
             return sorted(allowed)
-        if allowed is None and len(self.docs) <= 2000:
+        if allowed is None and len(self.docs) <= EXACT_MAX_DOCS:
             return list(range(len(self.docs)))  # small KBs are scored exactly
         want = 200 if allowed is None else 1000
         if sims is not None:
@@ -284,9 +286,12 @@ class Index:
         # the documents using the nearest vectors, nearest first, until there are enough
         unique, first = np.unique(using, return_index=True)
         rows = set(unique[np.argsort(first, kind="stable")[:want]].tolist())
-        if lex.any():
-            top = np.argpartition(lex, max(len(lex) - 50, 0))[-50:]
-            rows.update(int(self.passage_doc[p]) for p in top if lex[p] > 0)
+        # the 50 best BM25 passages: partitioned among the matching ones only (argpartition over
+        # an array of mostly equal zeros is pathologically slow: 4.4 ms for 35k passages)
+        matching = np.flatnonzero(lex)
+        if len(matching) > 50:
+            matching = matching[np.argpartition(lex[matching], len(matching) - 50)[-50:]]
+        rows.update(self.passage_doc[matching].tolist())
         # the prototype and classifier neighbourhoods catch articles no single chunk is near
         per_docs = [self._uses @ sims / self._sum_norms if sims is not None else self.docmodel.centroids @ qv]
         if self.docmodel.trained:
