@@ -26,7 +26,7 @@ import msgspec
 import numpy as np
 from scipy import sparse
 
-from search.dense import HNSW_THRESHOLD, DenseIndex
+from search.dense import HNSW_THRESHOLD, DenseIndex, inner_products
 from search.embed import Embedder
 from search.errors import IndexCorruptError
 from search.fusion import Calibration, Fusion
@@ -258,7 +258,7 @@ class Index:
         lex_scores, lex_matches = self.lexical.score_matches(query)
         # Up to the size where faiss would search exhaustively anyway, one matrix-vector product
         # scores every distinct vector: it finds the dense neighbourhood and feeds the evidence.
-        sims = np.asarray(self.vectors @ qv, dtype=np.float32) if len(self.vectors) <= HNSW_THRESHOLD else None
+        sims = inner_products(self.vectors, qv) if len(self.vectors) <= HNSW_THRESHOLD else None
         rows = np.asarray(self._candidates(query, qv, allowed, lex_scores, sims), dtype=np.int64)
         if not len(rows):
             return None

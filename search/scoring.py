@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from search.dense import inner_products
+
 # The columns of a candidate matrix, in order; Fusion holds one weight per name.
 BASE = ("dense", "centroid", "lexical", "title", "classifier")
 # Training the classifier is skipped above this size: prototypes and chunks still work.
@@ -178,7 +180,7 @@ def score_candidates(
     if vector_sims is not None:  # the caller already scored every distinct vector
         sims = vector_sims[used]
     elif len(vectors) <= 2 * len(used):  # cheaper to score every distinct vector in place than to gather
-        sims = np.asarray(vectors @ qv, dtype=np.float32)[used]
+        sims = inner_products(vectors, qv)[used]
     else:
         sims = np.asarray(vectors[used] @ qv, dtype=np.float32)
     dense = np.maximum.reduceat(sims, offsets)  # every document has its title chunk

@@ -70,3 +70,16 @@ def test_a_term_only_bm25_knows_is_found_through_the_lexical_neighbourhood(large
     index, _ = large_index
     hits = index.search("x2048code", k=3).hits
     assert hits[0].doc_id == "doc-2048" and hits[0].dense == pytest.approx(0.0, abs=1e-6) and hits[0].lexical > 0
+
+
+def test_inner_products_match_numpy():
+    from search.dense import inner_products
+
+    rng = np.random.default_rng(1)
+    vectors = rng.standard_normal((1000, 64)).astype(np.float32)
+    query = rng.standard_normal(64).astype(np.float32)
+    assert np.allclose(inner_products(vectors, query), vectors @ query, atol=1e-5)
+    assert np.allclose(inner_products(vectors[::2], query.astype(np.float64)), vectors[::2] @ query, atol=1e-5)
+    assert inner_products(np.zeros((0, 64), np.float32), query).shape == (0,)
+    with pytest.raises(ValueError):
+        inner_products(vectors, query[:10])
