@@ -160,11 +160,17 @@ class Desk:
         locale = self.pick_locale(locale)
         library = self.library
         own = library.by_locale.get(locale, [])
-        vector = library.index.embedder.encode_queries([text])[0]
+        index = library.index
+        # BM25 needs no vector: it is worked out while the encoder runs on another thread
+        submit = getattr(index.embedder, "submit_queries", None)
+        pending = submit([text]) if submit else None
+        lexical = index.lexical_evidence(text)
+        vector = pending()[0] if pending else index.embedder.encode_queries([text])[0]
         if own:  # one scoring pass ranks the user's locale and, for the fallback, every locale
-            results, anywhere = library.index.search_scoped(text, library.rows_by_locale[locale], k=limit, vector=vector)
+            results, anywhere = index.search_scoped(text, library.rows_by_locale[locale], k=limit, vector=vector,
+                                                    lexical=lexical)
         else:
-            results, anywhere = None, library.index.search(text, k=limit, vector=vector)
+            results, anywhere = None, index.search(text, k=limit, vector=vector, lexical=lexical)
         fallback = False
         if anywhere is not None:  # only made when the user's locale has no confident answer
             top_foreign = anywhere.hits and library.articles[anywhere.hits[0].doc_id].locale != locale

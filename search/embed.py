@@ -202,14 +202,15 @@ class QueryBatcher:
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """Encode texts (one caller's); blocks until their vectors are ready."""
+        return self.submit(texts).result()
+
+    def submit(self, texts: list[str]) -> "_Job":
+        """Queue texts for encoding and return at once; `result()` waits for their vectors."""
         if not self._started:
             self._start()
         job = _Job(texts)
         self._queue.put(job)
-        job.done.wait()
-        if job.error is not None:
-            raise job.error
-        return job.vectors  # type: ignore[return-value]
+        return job
 
     def _start(self) -> None:
         with self._lock:
@@ -248,6 +249,12 @@ class _Job:
         self.vectors: np.ndarray | None = None
         self.error: BaseException | None = None
         self.done = threading.Event()
+
+    def result(self) -> np.ndarray:
+        self.done.wait()
+        if self.error is not None:
+            raise self.error
+        return self.vectors  # type: ignore[return-value]
 
 
 class SentenceTransformerEmbedder:
@@ -302,6 +309,13 @@ class SentenceTransformerEmbedder:
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Encode queries, remembering recent ones (LRU): users retype and backspace."""
+        return self.submit_queries(texts)()
+
+    def submit_queries(self, texts: Sequence[str]) -> Callable[[], np.ndarray]:
+        """Start encoding queries and return at once: calling the result waits for the vectors.
+
+        The caller can do work that needs no vector (BM25, say) while the encoder runs.
+        """
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         missing: list[int] = []
         with self._lock:
@@ -314,15 +328,21 @@ class SentenceTransformerEmbedder:
                     out[i] = hit
             self.cache_hits += len(texts) - len(missing)
             self.cache_misses += len(missing)
-        if missing:
-            wanted = [texts[i] for i in missing]
-            out[missing] = self._batcher.encode(wanted) if self._batcher else self._encode(wanted)
+        if not missing:
+            return lambda: out
+        wanted = [texts[i] for i in missing]
+        job = self._batcher.submit(wanted) if self._batcher else None
+
+        def result() -> np.ndarray:
+            out[missing] = job.result() if job is not None else self._encode(wanted)
             with self._lock:
                 for i in missing:
                     self._cache[texts[i]] = out[i].copy()
                 while len(self._cache) > self._cache_size:
                     self._cache.popitem(last=False)
-        return out
+            return out
+
+        return result
 
     def clear_cache(self) -> None:
         """Forget cached query vectors (benchmarks measure the uncached path with it)."""

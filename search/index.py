@@ -19,6 +19,7 @@ Reads are thread-safe.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
@@ -85,6 +86,18 @@ def embedding_units(doc: Document) -> list[tuple[int, str, str]]:
         for chunk in split_chunks(passage.text):
             units.append((number, chunk, f"{prefix}: {chunk}" if prefix else chunk))
     return units
+
+
+@dataclass(frozen=True)
+class LexicalEvidence:
+    """What BM25 says about a query. It needs no query vector: it can be worked out while the
+    encoder runs (`Index.lexical_evidence`), off the request's critical path."""
+
+    scores: np.ndarray  # BM25 of every passage
+    matches: np.ndarray  # distinct query terms found in every passage
+    scale: float  # the best score the query could reach
+    query_terms: int
+    near: np.ndarray  # documents of the 50 best matching passages (for neighbourhood searches)
 
 
 class Index:
@@ -162,10 +175,11 @@ class Index:
         vector: np.ndarray | None = None,
         fusion: Fusion | None = None,
         calibration: Calibration | None = None,
+        lexical: LexicalEvidence | None = None,
     ) -> Results:
         """Rank documents for a query; `only` restricts the result to those document ids."""
         fusion = fusion or self.fusion
-        cands = self.candidates(query, only=only, vector=vector, fusion=fusion)
+        cands = self.candidates(query, only=only, vector=vector, fusion=fusion, lexical=lexical)
         return self.rank(cands, k, fusion, calibration or self.calibration)
 
     def rows(self, doc_ids: Iterable[str]) -> np.ndarray:
@@ -173,7 +187,8 @@ class Index:
         return np.array(sorted({self.doc_row[d] for d in doc_ids if d in self.doc_row}), dtype=np.int64)
 
     def search_scoped(
-        self, query: str, scope: np.ndarray, k: int = 10, vector: np.ndarray | None = None
+        self, query: str, scope: np.ndarray, k: int = 10, vector: np.ndarray | None = None,
+        lexical: LexicalEvidence | None = None,
     ) -> tuple[Results, Results | None]:
         """Rank within `scope` (rows from `rows`: say, one language's articles) and over everything, scoring once.
 
@@ -183,14 +198,15 @@ class Index:
         made when the scoped one is not confident (it is the fallback): otherwise it is None.
         """
         qv = vector if vector is not None else self.embedder.encode_queries([query])[0]
-        everything = self.candidates(query, vector=qv)
+        lexical = lexical or self.lexical_evidence(query)
+        everything = self.candidates(query, vector=qv, lexical=lexical)
         if everything is None:
             empty = self.rank(None, k)
             return empty, empty
         keep = np.flatnonzero(np.isin(everything.rows, scope, assume_unique=True))
         exact = len(everything) == len(self.docs)
         scoped = everything.subset(keep) if exact or len(keep) >= min(k, len(scope)) else (
-            self.candidates(query, only=[self.docs[r]["id"] for r in scope], vector=qv))
+            self.candidates(query, only=[self.docs[r]["id"] for r in scope], vector=qv, lexical=lexical))
         results = self.rank(scoped, k)
         return results, None if results.answered else self.rank(everything, k)
 
@@ -242,32 +258,45 @@ class Index:
         answered = bool(hits) and hits[0].confidence >= calibration.threshold
         return Results(hits=tuple(hits), answered=answered, threshold=calibration.threshold)
 
+    def lexical_evidence(self, query: str) -> LexicalEvidence:
+        """BM25 evidence for a query (see LexicalEvidence)."""
+        scores, matches = self.lexical.score_matches(query)
+        near = np.zeros(0, dtype=np.int64)
+        if len(self.docs) > EXACT_MAX_DOCS:
+            # the 50 best passages, partitioned among the matching ones only (argpartition over an
+            # array of mostly equal zeros is pathologically slow: 4.4 ms for 35k passages)
+            matching = np.flatnonzero(scores)
+            if len(matching) > 50:
+                matching = matching[np.argpartition(scores[matching], len(matching) - 50)[-50:]]
+            near = self.passage_doc[matching]
+        return LexicalEvidence(scores, matches, max(self.lexical.max_score(query), 1e-9), len(set(terms(query))), near)
+
     def candidates(
         self,
         query: str,
         only: Iterable[str] | None = None,
         vector: np.ndarray | None = None,
         fusion: Fusion | None = None,
+        lexical: LexicalEvidence | None = None,
     ) -> Candidates | None:
         """The documents worth ranking for a query, with their evidence (used to fit fusion)."""
         if not self.docs:
             return None
         fusion = fusion or self.fusion
         qv = vector if vector is not None else self.embedder.encode_queries([query])[0]
+        lexical = lexical or self.lexical_evidence(query)
         allowed = None if only is None else set(self.rows(only).tolist())
-        lex_scores, lex_matches = self.lexical.score_matches(query)
         # Up to the size where faiss would search exhaustively anyway, one matrix-vector product
         # scores every distinct vector: it finds the dense neighbourhood and feeds the evidence.
         sims = inner_products(self.vectors, qv) if len(self.vectors) <= HNSW_THRESHOLD else None
-        rows = np.asarray(self._candidates(query, qv, allowed, lex_scores, sims), dtype=np.int64)
+        rows = np.asarray(self._candidates(qv, allowed, lexical.near, sims), dtype=np.int64)
         if not len(rows):
             return None
-        lex_scale = max(self.lexical.max_score(query), 1e-9)
-        query_terms = len(set(terms(query)))
-        return score_candidates(self, qv, rows, lex_scores, lex_matches, lex_scale, query_terms, fusion.vector(), sims)
+        return score_candidates(self, qv, rows, lexical.scores, lexical.matches, lexical.scale, lexical.query_terms,
+                                fusion.vector(), sims)
 
     def _candidates(
-        self, query: str, qv: np.ndarray, allowed: set[int] | None, lex: np.ndarray, sims: np.ndarray | None = None
+        self, qv: np.ndarray, allowed: set[int] | None, lexical_near: np.ndarray, sims: np.ndarray | None = None
     ) -> list[int]:
         """Documents worth scoring exactly: the dense and lexical neighbourhoods of the query."""
         if allowed is not None and len(allowed) <= EXACT_MAX_DOCS:
@@ -286,12 +315,7 @@ class Index:
         # the documents using the nearest vectors, nearest first, until there are enough
         unique, first = np.unique(using, return_index=True)
         rows = set(unique[np.argsort(first, kind="stable")[:want]].tolist())
-        # the 50 best BM25 passages: partitioned among the matching ones only (argpartition over
-        # an array of mostly equal zeros is pathologically slow: 4.4 ms for 35k passages)
-        matching = np.flatnonzero(lex)
-        if len(matching) > 50:
-            matching = matching[np.argpartition(lex[matching], len(matching) - 50)[-50:]]
-        rows.update(self.passage_doc[matching].tolist())
+        rows.update(lexical_near.tolist())
         # the prototype and classifier neighbourhoods catch articles no single chunk is near
         per_docs = [self._uses @ sims / self._sum_norms if sims is not None else self.docmodel.centroids @ qv]
         if self.docmodel.trained:
@@ -313,4 +337,4 @@ def check_manifest(path: Path, manifest: dict, model: str) -> None:
         )
 
 
-__all__ = ["Index", "check_manifest", "document_hash", "document_record", "embedding_units", "text_key"]
+__all__ = ["Index", "LexicalEvidence", "check_manifest", "document_hash", "document_record", "embedding_units", "text_key"]

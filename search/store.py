@@ -149,24 +149,7 @@ class IndexStore:
         """
         started = time.perf_counter()
         previous = self._previous(embedder.name, base)
-        hashes: dict[str, str] = {}
-        source = np.full(len(documents), -1, dtype=np.int64)  # the previous row a document is carried from
-        fresh: list[int] = []
-        for i, doc in enumerate(documents):
-            if (doc if isinstance(doc, str) else doc.id) in hashes:
-                raise ValueError(f"duplicate document id {doc if isinstance(doc, str) else doc.id!r}")
-            if isinstance(doc, str):
-                if previous is None or doc not in previous.row:
-                    raise StaleBuildError(f"document {doc!r} is to be kept unchanged but is not in the build it is kept from")
-                source[i], hashes[doc] = previous.row[doc], previous.hashes[doc]
-                continue
-            if not doc.passages:  # its title chunk would otherwise belong to the next document
-                raise ValueError(f"document {doc.id!r} has no passages")
-            hashes[doc.id] = document_hash(doc, embedder.name)
-            if previous is not None and previous.hashes.get(doc.id) == hashes[doc.id]:
-                source[i] = previous.row[doc.id]
-            else:
-                fresh.append(i)
+        hashes, source, fresh = _sort_out(documents, previous, embedder.name)
 
         # Changed documents are cut into chunks; a text any build embedded keeps its vector, and
         # equal texts get one vector (boilerplate sections and per-team copies are embedded once).
@@ -238,7 +221,7 @@ class IndexStore:
         try:
             np.save(tmp / "vectors.npy", vectors)
             np.save(tmp / "vector_keys.npy", all_keys[used])
-            np.savez(tmp / "layout.npz", **{name: array.astype(np.int32) for name, array in (
+            np.savez(tmp / "layout.npz", **{key: array.astype(np.int32) for key, array in (
                 ("chunk_vector", chunk_vector), ("chunk_passage", chunk_passage),
                 ("doc_chunk_start", doc_chunk_start), ("doc_passage_start", doc_passage_start))})
             # Above HNSW_THRESHOLD searches go through faiss; below it one product scores every vector.
@@ -247,16 +230,7 @@ class IndexStore:
                 DenseIndex.build(vectors, np.arange(len(vectors), dtype=np.int64), kind=dense_kind).save(tmp / DENSE_FILE)
             reuse = (previous.lexical(), passage_source) if previous is not None else None
             LexicalIndex.build(passage_texts, reuse=reuse).save(tmp)
-            start = None
-            stored_classifier = previous.classifier() if previous is not None else None
-            if stored_classifier is not None:  # warm start: every document the live build had keeps its weights
-                weights = np.zeros((len(documents), embedder.dim), dtype=np.float32)
-                bias = np.zeros(len(documents), dtype=np.float32)
-                was = np.array([previous.row.get(doc if isinstance(doc, str) else doc.id, -1) for doc in documents])  # type: ignore[union-attr]
-                known_docs = np.flatnonzero(was >= 0)
-                weights[known_docs] = stored_classifier[0][was[known_docs]]
-                bias[known_docs] = stored_classifier[1][was[known_docs]]
-                start = (weights, bias)
+            start = _warm_start(previous, documents, embedder.dim) if previous is not None else None
             chunk_doc = np.repeat(np.arange(len(documents)), chunk_n)
             DocModel.build(vectors, chunk_vector, chunk_doc, len(documents), start=start).save(tmp)
             RecordSet.write(tmp, "docs", records, previous.docs if previous is not None else None)
@@ -321,6 +295,48 @@ class IndexStore:
         for path in builds:
             if path.name.endswith(".tmp") and time.time() - path.stat().st_mtime > 60:
                 shutil.rmtree(path, ignore_errors=True)
+
+
+def _sort_out(
+    documents: Sequence[Document | str], previous: Stored | None, model: str
+) -> tuple[dict[str, str], np.ndarray, list[int]]:
+    """Each document's hash, the previous row it is carried from (-1 if none), and the fresh ones."""
+    hashes: dict[str, str] = {}
+    source = np.full(len(documents), -1, dtype=np.int64)
+    fresh: list[int] = []
+    for i, doc in enumerate(documents):
+        doc_id = doc if isinstance(doc, str) else doc.id
+        if doc_id in hashes:
+            raise ValueError(f"duplicate document id {doc_id!r}")
+        if isinstance(doc, str):
+            if previous is None or doc not in previous.row:
+                raise StaleBuildError(f"document {doc!r} is to be kept unchanged but is not in the build it is kept from")
+            source[i], hashes[doc] = previous.row[doc], previous.hashes[doc]
+            continue
+        if not doc.passages:  # its title chunk would otherwise belong to the next document
+            raise ValueError(f"document {doc.id!r} has no passages")
+        hashes[doc.id] = document_hash(doc, model)
+        if previous is not None and previous.hashes.get(doc.id) == hashes[doc.id]:
+            source[i] = previous.row[doc.id]
+        else:
+            fresh.append(i)
+    return hashes, source, fresh
+
+
+def _warm_start(previous: Stored, documents: Sequence[Document | str], dim: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Classifier weights to start from: every document the previous build had keeps its own.
+
+    The changed ones too: starting them from zero costs lbfgs ~30 passes instead of 2-4.
+    """
+    stored = previous.classifier()
+    if stored is None:
+        return None
+    weights = np.zeros((len(documents), dim), dtype=np.float32)
+    bias = np.zeros(len(documents), dtype=np.float32)
+    was = np.array([previous.row.get(doc if isinstance(doc, str) else doc.id, -1) for doc in documents], dtype=np.int64)
+    known = np.flatnonzero(was >= 0)
+    weights[known], bias[known] = stored[0][was[known]], stored[1][was[known]]
+    return weights, bias
 
 
 def _payload_rows(payloads: Sequence[bytes | None], source: np.ndarray) -> list[bytes | int]:

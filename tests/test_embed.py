@@ -155,3 +155,13 @@ def test_a_failed_batch_raises_in_every_caller_and_the_batcher_lives_on():
         batcher.encode(["vpn"])
     fail[0] = False
     assert batcher.encode(["vpn", "printer"]).shape == (2, 3)
+
+
+def test_submitted_queries_encode_while_the_caller_works(onnx_embedder):
+    onnx_embedder.clear_cache()
+    pending = onnx_embedder.submit_queries(["printer out of toner", "reset my password"])
+    hits = onnx_embedder.cache_hits
+    expected = onnx_embedder._encode(["printer out of toner", "reset my password"])  # the caller's own work
+    assert np.allclose(pending(), expected, atol=1e-6)
+    again = onnx_embedder.submit_queries(["reset my password"])  # cached now: no encoder round trip
+    assert onnx_embedder.cache_hits == hits + 1 and np.allclose(again()[0], expected[1], atol=1e-6)
