@@ -78,8 +78,8 @@ class RecordSet:
             added.append(row)
         base_name, patch_name = RecordSet.files(name)
         if previous is None or len(added) > max(PATCH_MIN, PATCH_SHARE * len(rows)):
-            kept = [o for o in order if o >= 0]
-            base = msgspec.json.decode(previous.base.read_bytes(), type=list[msgspec.Raw]) if kept else []  # type: ignore[union-attr]
+            carried = any(o >= 0 for o in order)  # some records come from the previous base
+            base = msgspec.json.decode(previous.base.read_bytes(), type=list[msgspec.Raw]) if carried else []  # type: ignore[union-attr]
             every = [base[o] if o >= 0 else _raw(added[-1 - o]) for o in order]
             (path / base_name).write_bytes(msgspec.json.encode(every))
             order, added = list(range(len(every))), []
