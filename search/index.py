@@ -156,10 +156,6 @@ class Index:
     def doc_ids(self) -> list[str]:
         return [d["id"] for d in self.docs]
 
-    def chunk_range(self, doc_id: str) -> slice:
-        row = self.doc_row[doc_id]
-        return slice(int(self.doc_chunk_start[row]), int(self.doc_chunk_start[row + 1]))
-
     def document_vectors(self, doc_id: str) -> np.ndarray:
         """The chunk vectors of one document (for 'related' lookups)."""
         row = self.doc_row[doc_id]
@@ -206,7 +202,7 @@ class Index:
         keep = np.flatnonzero(np.isin(everything.rows, scope, assume_unique=True))
         exact = len(everything) == len(self.docs)
         scoped = everything.subset(keep) if exact or len(keep) >= min(k, len(scope)) else (
-            self.candidates(query, only=[self.docs[r]["id"] for r in scope], vector=qv, lexical=lexical))
+            self.candidates(query, scope=scope, vector=qv, lexical=lexical))
         results = self.rank(scoped, k)
         return results, None if results.answered else self.rank(everything, k)
 
@@ -278,14 +274,20 @@ class Index:
         vector: np.ndarray | None = None,
         fusion: Fusion | None = None,
         lexical: LexicalEvidence | None = None,
+        scope: np.ndarray | None = None,
     ) -> Candidates | None:
-        """The documents worth ranking for a query, with their evidence (used to fit fusion)."""
+        """The documents worth ranking for a query, with their evidence (used to fit fusion).
+
+        `only` (document ids) or `scope` (their rows, from `rows`) restricts the candidates.
+        """
         if not self.docs:
             return None
         fusion = fusion or self.fusion
         qv = vector if vector is not None else self.embedder.encode_queries([query])[0]
         lexical = lexical or self.lexical_evidence(query)
-        allowed = None if only is None else set(self.rows(only).tolist())
+        if scope is None and only is not None:
+            scope = self.rows(only)
+        allowed = None if scope is None else set(scope.tolist())
         # Up to the size where faiss would search exhaustively anyway, one matrix-vector product
         # scores every distinct vector: it finds the dense neighbourhood and feeds the evidence.
         sims = inner_products(self.vectors, qv) if len(self.vectors) <= HNSW_THRESHOLD else None

@@ -89,11 +89,7 @@ class DocModel:
     @property
     def trained(self) -> bool:
         """Whether a classifier was trained (above CLASSIFIER_MAX_DOCS there are no weights)."""
-        cached = self.__dict__.get("_trained")
-        if cached is None:
-            cached = bool(self.weights.any())
-            object.__setattr__(self, "_trained", cached)  # frozen dataclass: computed once
-        return cached
+        return len(self.weights) > 0
 
     def classifier_logprob(self, qv: np.ndarray) -> np.ndarray:
         """Log-probability of each document under the article classifier."""
