@@ -6,16 +6,10 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from kb.bench import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 ARTICLES = ROOT / "articles"
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_server(data: Path, env_extra: dict[str, str] | None = None, port: int | None = None, timeout: float = 600,

@@ -19,16 +19,10 @@ from kb.outbox import BATCH, LEASE_SECONDS, backoff, deliver_all, deliver_due, e
 from kb.settings import Settings
 from kb.store import Database, record_event, record_request
 from kb.tickets import create_ticket, get_ticket
-from servers import committed
+from servers import committed, free_port
 
 SECRET = "s3cret-for-tests"
 FORM = {"name": "Ann Lee", "email": "ann@example.com", "subject": "VPN drops", "body": "It drops every hour."}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class QuietServer(ThreadingHTTPServer):
