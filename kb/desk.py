@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from search.embed import submit_queries
 from search.errors import IndexCorruptError, IndexMissingError
 from search.index import Index
 from search.store import IndexStore
@@ -162,10 +163,9 @@ class Desk:
         own = library.by_locale.get(locale, [])
         index = library.index
         # BM25 needs no vector: it is worked out while the encoder runs on another thread
-        submit = getattr(index.embedder, "submit_queries", None)
-        pending = submit([text]) if submit else None
+        pending = submit_queries(index.embedder, [text])
         lexical = index.lexical_evidence(text)
-        vector = pending()[0] if pending else index.embedder.encode_queries([text])[0]
+        vector = pending()[0]
         if own:  # one scoring pass ranks the user's locale and, for the fallback, every locale
             results, anywhere = index.search_scoped(text, library.rows_by_locale[locale], k=limit, vector=vector,
                                                     lexical=lexical)

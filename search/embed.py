@@ -42,6 +42,19 @@ class Embedder(Protocol):
     ) -> np.ndarray: ...
 
 
+def submit_queries(embedder: Embedder, texts: Sequence[str]) -> Callable[[], np.ndarray]:
+    """Start encoding queries; calling the result waits for the vectors.
+
+    An embedder with its own `submit_queries` (the sentence-transformers one) encodes on its worker
+    thread meanwhile, so the caller can do work that needs no vector. Any other embedder encodes
+    when the result is called.
+    """
+    submit = getattr(embedder, "submit_queries", None)
+    if submit is not None:
+        return submit(texts)
+    return lambda: embedder.encode_queries(texts)
+
+
 def resolve_model(model: str) -> str:
     """Turn a model setting into a local path; the default comes from the bundled package."""
     if model == DEFAULT_MODEL:

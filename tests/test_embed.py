@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from search.embed import (DEFAULT_CACHE, INT8_SUFFIX, QueryBatcher, SentenceTransformerEmbedder, _cache_key,
-                          resolve_model)
+                          resolve_model, submit_queries)
 from search.errors import EmbedderError
 
 TEXTS = [
@@ -165,3 +165,20 @@ def test_submitted_queries_encode_while_the_caller_works(onnx_embedder):
     assert np.allclose(pending(), expected, atol=1e-6)
     again = onnx_embedder.submit_queries(["reset my password"])  # cached now: no encoder round trip
     assert onnx_embedder.cache_hits == hits + 1 and np.allclose(again()[0], expected[1], atol=1e-6)
+
+
+def test_submit_queries_falls_back_to_encoding_when_asked():
+    """An embedder without a background path (a test double, say) encodes when the result is called."""
+
+    class Plain:
+        name, dim = "plain", 2
+        calls: list[list[str]] = []
+
+        def encode_queries(self, texts):
+            self.calls.append(list(texts))
+            return np.ones((len(texts), 2), dtype=np.float32)
+
+    plain = Plain()
+    pending = submit_queries(plain, ["vpn"])
+    assert plain.calls == []  # nothing encoded until the vectors are wanted
+    assert pending().shape == (1, 2) and plain.calls == [["vpn"]]
