@@ -24,6 +24,8 @@ from urllib.parse import urlencode
 
 import numpy as np
 
+from search.modelfiles import DEFAULT_MODEL
+
 from kb.benchdata import Workload, fts5_baseline, tantivy_baseline, write_corpus
 from kb.settings import Settings
 
@@ -39,6 +41,7 @@ class BenchOptions:
     """What to run: sizes, backend and server shape, and how many requests per phase."""
 
     sizes: tuple[int, ...] = (1000, 10000)
+    model: str = DEFAULT_MODEL
     backend: str = "onnx"
     threads: int = 1  # as KB_ENCODE_THREADS defaults
     workers: int = 1
@@ -184,7 +187,7 @@ def start_server(settings: Settings, options: BenchOptions) -> tuple[subprocess.
     """Start `python -m kb serve` on loopback; return it, its port and its cold start in seconds."""
     port = free_port()
     # The child gets its settings as KB_* variables, exactly as an operator would set them.
-    env = dict(os.environ, KB_RATE_SUGGEST_PER_MINUTE="0", KB_BACKEND=settings.backend,
+    env = dict(os.environ, KB_RATE_SUGGEST_PER_MINUTE="0", KB_MODEL=settings.model, KB_BACKEND=settings.backend,
                KB_LOG_LEVEL="warning", KB_WORKERS=str(options.workers), KB_ENCODE_THREADS=str(options.threads))
     cmd = [sys.executable, "-m", "kb", "serve", "--host", "127.0.0.1", "--port", str(port),
            "--data", str(settings.data), "--articles", str(settings.articles)]
@@ -292,7 +295,7 @@ def bench_size(n: int, options: BenchOptions, embedder, root: Path) -> dict:
     """Everything for one KB size."""
     articles, data = root / f"kb-{n}" / "articles", root / f"kb-{n}" / "data"
     corpus = write_corpus(n, articles, seed=options.seed)
-    settings = Settings.load(environ={}, articles=articles, data=data, backend=options.backend)
+    settings = Settings.load(environ={}, articles=articles, data=data, backend=options.backend, model=options.model)
     work = Workload.build(settings, options.requests, seed=options.seed)
     build = measure_build(settings, embedder, options.dense_kind)
     inproc = measure_in_process(settings, embedder, work.typing, work.unique)
@@ -327,9 +330,8 @@ def run(options: BenchOptions, log=print) -> dict:
     """Run the benchmark for every size and return one JSON-able report."""
     from search.embed import SentenceTransformerEmbedder
 
-    settings = Settings.load(environ={}, backend=options.backend)
     started = time.perf_counter()
-    embedder = SentenceTransformerEmbedder(settings.model, backend=options.backend, threads=options.threads)
+    embedder = SentenceTransformerEmbedder(options.model, backend=options.backend, threads=options.threads)
     report = {"machine": machine(), "options": {k: (str(v) if isinstance(v, Path) else v)
                                                 for k, v in vars(options).items()},
               "model_load_s": round(time.perf_counter() - started, 2), "sizes": {}}
@@ -347,6 +349,7 @@ def table(report: dict) -> str:
     """One plain-text table: a row per figure, a column per size, and the 10k target."""
     sizes = list(report["sizes"])
     rows = [
+        ("model (backend)", lambda r: f"{report['options']['model']} ({report['options']['backend']})", ""),
         ("articles / passages / chunks", lambda r: f"{r['articles']} / {r['build']['passages']} / {r['build']['chunks']}", ""),
         ("distinct chunk texts (vectors stored)", lambda r: r["build"]["distinct_vectors"], ""),
         ("encoded per second while embedding", lambda r: r["build"]["encoded_per_s"], ""),

@@ -410,22 +410,23 @@ def calibrate(ctx: click.Context, datasets: tuple[Path, ...], out: Path | None, 
 @click.option("--sizes", default="1000,10000", show_default=True, help="Comma-separated KB sizes (articles).")
 @click.option("--quick", is_flag=True, help="Tiny run for CI: 200 articles (unless --sizes) and few requests.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), help="Also write the full report as JSON.")
+@click.option("--model", help="Embedding model (default: KB_MODEL).")
 @click.option("--backend", type=click.Choice(["onnx", "torch", "onnx-int8"]), help="Encoder backend (default: KB_BACKEND).")
 @click.option("--threads", type=int, help="Threads per encode call (default: KB_ENCODE_THREADS).")
 @click.option("--workers", default=1, show_default=True, help="Server worker processes.")
 @click.option("--dense", "dense_kind", type=click.Choice(["auto", "flat", "hnsw"]), default="auto", show_default=True, help="Dense index kind: exact flat, HNSW, or auto by size.")
 @click.option("--requests", type=int, help="Requests per phase (default 400, quick 60).")
 @click.pass_context
-def bench(ctx: click.Context, sizes: str, quick: bool, json_out: Path | None, backend: str | None,
+def bench(ctx: click.Context, sizes: str, quick: bool, json_out: Path | None, model: str | None, backend: str | None,
           threads: int | None, workers: int, dense_kind: str, requests: int | None) -> None:
     """Benchmark index builds and suggest latency on synthetic KBs (in process and over HTTP)."""
     from kb.bench import BenchOptions, run, table
 
-    settings = _settings(ctx, backend=backend, encode_threads=threads)
+    settings = _settings(ctx, model=model, backend=backend, encode_threads=threads)
     chosen = tuple(int(s) for s in sizes.split(",") if s.strip())
     if quick and ctx.get_parameter_source("sizes") == click.core.ParameterSource.DEFAULT:
         chosen = (200,)
-    options = BenchOptions(sizes=chosen, backend=settings.backend, threads=settings.encode_threads, workers=workers,
+    options = BenchOptions(sizes=chosen, model=settings.model, backend=settings.backend, threads=settings.encode_threads, workers=workers,
                            dense_kind=dense_kind, requests=requests or (60 if quick else 400),
                            seconds=20.0 if quick else 60.0)
     report = run(options, log=lambda m: click.echo(m, err=True))

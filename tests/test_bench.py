@@ -36,3 +36,35 @@ def test_quick_bench_reports_every_figure(tmp_path):
     assert size["http"]["many_clients"]["clients"] == 16
     assert size["build"]["reindex_embedded"] == 1  # only the changed article was re-embedded
     assert size["fts5"]["n"] > 0 and size["in_process"]["floor"]["p50"] > 0
+
+
+def test_the_build_and_the_server_use_one_model(tmp_path, monkeypatch):
+    """KB_MODEL (or --model) reaches both the in-process build and the `kb serve` child.
+
+    Before, the build always used the default model while the child inherited KB_MODEL, so with
+    another model set the server re-embedded the whole KB on start and the bench timed out.
+    """
+    import subprocess
+
+    import kb.bench as bench
+    from kb.settings import Settings
+
+    seen = {}
+    monkeypatch.setattr(bench, "run", lambda options, log: seen.setdefault("options", options) and {})
+    monkeypatch.setattr(bench, "table", lambda report: "")
+    result = CliRunner().invoke(main, ["bench", "--sizes", "25"], env={"KB_MODEL": str(tmp_path / "model")})
+    assert result.exit_code == 0, result.output
+    assert seen["options"].model == str(tmp_path / "model")
+
+    def popen(cmd, env, **kwargs):
+        seen["env"] = env
+        raise OSError("not started in this test")
+
+    monkeypatch.setenv("KB_MODEL", "some-other-model")
+    monkeypatch.setattr(subprocess, "Popen", popen)
+    settings = Settings.load(environ={}, data=tmp_path, model=str(tmp_path / "model"))
+    try:
+        bench.start_server(settings, bench.BenchOptions())
+    except OSError:
+        pass
+    assert seen["env"]["KB_MODEL"] == str(tmp_path / "model")
