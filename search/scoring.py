@@ -100,6 +100,13 @@ class DocModel:
     def save(self, path: Path) -> None:
         np.savez(path / FILE, centroids=self.centroids, typical=self.typical, weights=self.weights, bias=self.bias)
 
+    @staticmethod
+    def load_classifier(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
+        """Only the classifier's weights and biases (not the prototypes), or None if none was trained."""
+        with np.load(path / FILE) as data:  # an npz member is read only when asked for
+            weights, bias = data["weights"], data["bias"]
+        return (weights, bias) if len(weights) else None
+
     @classmethod
     def load(cls, path: Path) -> "DocModel":
         with np.load(path / FILE) as data:

@@ -32,7 +32,7 @@ from search.index import (CHUNKING, DENSE_FILE, FILES, FORMAT, Index, check_mani
 from search.lexical import LexicalIndex
 from search.model import Document
 from search.records import RecordSet
-from search.scoring import FILE as DOCMODEL_FILE, DocModel, spans
+from search.scoring import DocModel, spans
 
 
 @dataclass(frozen=True)
@@ -82,9 +82,7 @@ class Stored:
 
     def classifier(self) -> tuple[np.ndarray, np.ndarray] | None:
         """The classifier weights and biases per document row, or None if none was trained."""
-        with np.load(self.path / DOCMODEL_FILE) as data:  # reads these two members, not the prototypes
-            weights, bias = data["weights"], data["bias"]
-        return (weights, bias) if len(weights) else None
+        return DocModel.load_classifier(self.path)
 
 
 class IndexStore:
