@@ -39,7 +39,7 @@ def main() -> None:
 @click.pass_context
 def index(ctx: click.Context, articles: Path | None, data: Path | None, quiet: bool) -> None:
     """Index the Markdown articles (only new or changed ones are re-embedded)."""
-    from kb.indexer import index_directory, make_embedder
+    from kb.content.indexer import index_directory, make_embedder
 
     settings = _settings(ctx, articles=articles, data=data)
     embedder = make_embedder(settings)
@@ -81,8 +81,8 @@ def index(ctx: click.Context, articles: Path | None, data: Path | None, quiet: b
 @click.pass_context
 def search(ctx: click.Context, query: str, locale: str | None, limit: int, as_json: bool, data: Path | None) -> None:
     """Search the index: ranked articles with the answering passage and a confidence."""
-    from kb.desk import Desk
-    from kb.indexer import make_embedder
+    from kb.serving.desk import Desk
+    from kb.content.indexer import make_embedder
 
     settings = _settings(ctx, data=data)
     desk = Desk(settings, make_embedder(settings), db=None)
@@ -138,8 +138,8 @@ def tickets(ctx: click.Context, status: str | None, as_json: bool, limit: int, d
     ctx.ensure_object(dict)["data"] = data
     if ctx.invoked_subcommand is not None:
         return
-    from kb.store import Database
-    from kb.tickets import list_tickets
+    from kb.storage.database import Database
+    from kb.tickets.intake import list_tickets
 
     settings = _settings(ctx, data=data)
     rows = list_tickets(Database(settings.db_path), status=status, limit=limit)
@@ -161,8 +161,8 @@ def tickets(ctx: click.Context, status: str | None, as_json: bool, limit: int, d
 @click.pass_context
 def tickets_retry(ctx: click.Context, ids: tuple[str, ...], data: Path | None) -> None:
     """Make failed deliveries (or those of the given ticket or outbox IDs) pending and deliver now."""
-    from kb.outbox import deliver_all, retry
-    from kb.store import Database
+    from kb.tickets.outbox import deliver_all, retry
+    from kb.storage.database import Database
 
     settings = _settings(ctx, data=data or ctx.obj.get("data"))
     db = Database(settings.db_path)
@@ -179,14 +179,14 @@ def tickets_retry(ctx: click.Context, ids: tuple[str, ...], data: Path | None) -
 
 
 def _db(settings: Settings):
-    from kb.store import Database
+    from kb.storage.database import Database
 
     return Database(settings.db_path)
 
 
 def _desk(settings: Settings):
-    from kb.desk import Desk
-    from kb.indexer import make_embedder
+    from kb.serving.desk import Desk
+    from kb.content.indexer import make_embedder
 
     desk = Desk(settings, make_embedder(settings), db=None)
     try:
@@ -218,7 +218,7 @@ def user() -> None:
 @click.pass_context
 def user_add(ctx: click.Context, email: str, role: str, password_stdin: bool, data: Path | None) -> None:
     """Create a staff user (argon2id password hash)."""
-    from kb.auth import add_user
+    from kb.staff.auth import add_user
 
     try:
         add_user(_db(_settings(ctx, data=data)), email, role, _password(password_stdin))
@@ -234,7 +234,7 @@ def user_add(ctx: click.Context, email: str, role: str, password_stdin: bool, da
 @click.pass_context
 def user_passwd(ctx: click.Context, email: str, password_stdin: bool, data: Path | None) -> None:
     """Change a staff user's password."""
-    from kb.auth import set_password
+    from kb.staff.auth import set_password
 
     try:
         set_password(_db(_settings(ctx, data=data)), email, _password(password_stdin))
@@ -263,8 +263,8 @@ def gaps(ctx: click.Context, refresh: bool, locale: str | None, status: str | No
     ctx.obj = {"data": data}
     if ctx.invoked_subcommand:
         return
-    from kb import board
-    from kb.gaps import last_refresh, refresh_gaps
+    from kb.insight import board
+    from kb.insight.gaps import last_refresh, refresh_gaps
 
     settings = _settings(ctx, data=data)
     db = _db(settings)
@@ -295,7 +295,7 @@ def gaps(ctx: click.Context, refresh: bool, locale: str | None, status: str | No
 @click.pass_context
 def gaps_link(ctx: click.Context, gap_id: int, slug: str) -> None:
     """Link a gap to an article (records "before")."""
-    from kb.board import link_gap
+    from kb.insight.board import link_gap
 
     settings = _settings(ctx, data=ctx.obj["data"])
     try:
@@ -310,7 +310,7 @@ def gaps_link(ctx: click.Context, gap_id: int, slug: str) -> None:
 @click.pass_context
 def gaps_replay(ctx: click.Context, gap_id: int) -> None:
     """Replay a gap against the current index."""
-    from kb.board import replay_gap
+    from kb.insight.board import replay_gap
 
     settings = _settings(ctx, data=ctx.obj["data"])
     try:
@@ -333,7 +333,7 @@ def stats(ctx: click.Context, since: str | None, until: str | None, as_json: boo
     """
     import time
 
-    from kb import stats as metrics
+    from kb.insight import stats as metrics
 
     settings = _settings(ctx, data=data)
     try:
@@ -353,7 +353,7 @@ def stats(ctx: click.Context, since: str | None, until: str | None, as_json: boo
         click.echo(f"  {r['count']:>5}  {r['answered_share'] * 100:>3.0f}% answered  {r['request']}")
 
 
-# -- answer quality (issue 6): thin wrappers over kb.eval and kb.calibrate ----------------------
+# -- answer quality (issue 6): thin wrappers over kb.measure.eval and kb.measure.calibrate ----------------------
 
 
 @main.command("eval")
@@ -364,8 +364,8 @@ def stats(ctx: click.Context, since: str | None, until: str | None, as_json: boo
 @click.pass_context
 def eval_command(ctx: click.Context, datasets: tuple[Path, ...], split: str, json_out: Path | None) -> None:
     """Compare bm25, dense, dense_max and kb's hybrid on public datasets; print a table."""
-    from kb.eval import evaluate, table
-    from kb.indexer import make_embedder
+    from kb.measure.eval import evaluate, table
+    from kb.content.indexer import make_embedder
 
     embedder = make_embedder(_settings(ctx))
     results = {}
@@ -386,8 +386,8 @@ def eval_command(ctx: click.Context, datasets: tuple[Path, ...], split: str, jso
 @click.pass_context
 def calibrate(ctx: click.Context, datasets: tuple[Path, ...], out: Path | None, apply: bool, data: Path | None) -> None:
     """Fit fusion weights, the answer confidence and the no-answer threshold on dev splits."""
-    from kb import calibrate as cal_lib
-    from kb.indexer import index_directory, make_embedder
+    from kb.measure import calibrate as cal_lib
+    from kb.content.indexer import index_directory, make_embedder
 
     settings = _settings(ctx, data=data)
     embedder = make_embedder(settings)
@@ -420,7 +420,7 @@ def calibrate(ctx: click.Context, datasets: tuple[Path, ...], out: Path | None, 
 def bench(ctx: click.Context, sizes: str, quick: bool, json_out: Path | None, model: str | None, backend: str | None,
           threads: int | None, workers: int, dense_kind: str, requests: int | None) -> None:
     """Benchmark index builds and suggest latency on synthetic KBs (in process and over HTTP)."""
-    from kb.bench import BenchOptions, run, table
+    from kb.measure.bench import BenchOptions, run, table
 
     settings = _settings(ctx, model=model, backend=backend, encode_threads=threads)
     chosen = tuple(int(s) for s in sizes.split(",") if s.strip())

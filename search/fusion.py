@@ -20,7 +20,7 @@ class Fusion:
 
     dense: best chunk cosine; centroid: cosine to the article prototype; lexical: BM25 scaled to
     [0, 1]; title: cosine to the title; classifier: log-probability under the article classifier.
-    The defaults are kb/calibration.json's weights (rounded), fitted by `kb calibrate` on the pooled
+    The defaults are kb/content/calibration.json's weights (rounded), fitted by `kb calibrate` on the pooled
     dev splits of ../shared/eval.
     """
 

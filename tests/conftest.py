@@ -17,7 +17,7 @@ EVAL_DIR = ROOT.parent / "shared" / "eval"
 @pytest.fixture(scope="session")
 def embedder():
     """The real embedding model, loaded once per test session."""
-    from kb.indexer import make_embedder
+    from kb.content.indexer import make_embedder
     from kb.settings import Settings
 
     return make_embedder(Settings.load(environ={}))
@@ -26,7 +26,7 @@ def embedder():
 @pytest.fixture(scope="session")
 def indexed_dir(tmp_path_factory, embedder) -> Path:
     """A data directory with the bundled articles indexed (shared, treat as read-only)."""
-    from kb.indexer import index_directory
+    from kb.content.indexer import index_directory
     from kb.settings import Settings
 
     data = tmp_path_factory.mktemp("kb-data")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from kb.bench import free_port
+from kb.measure.bench import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTICLES = ROOT / "articles"

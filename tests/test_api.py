@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from kb.store import DEFER_SECONDS
+from kb.storage.database import DEFER_SECONDS
 from servers import committed
 
 
@@ -187,7 +187,7 @@ def test_rebuilt_index_is_swapped_in_without_failing_requests(services, settings
     unlimited = settings.replace(rate_suggest_per_minute=0)  # the hammer below is one client IP
     services["settings"] = unlimited
 
-    from kb.indexer import index_directory  # noqa: E402
+    from kb.content.indexer import index_directory  # noqa: E402
 
     articles = tmp_path / "articles"
     shutil.copytree(settings.articles, articles)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kb.articles import load_dir, parse, render, slugify, split_sections, toc
+from kb.content.articles import load_dir, parse, render, slugify, split_sections, toc
 from kb.errors import ArticleError
 
 ARTICLES = Path(__file__).resolve().parents[1] / "articles"
@@ -328,7 +328,7 @@ def test_bundled_articles_have_headed_passages(bundled):
 
 
 def test_drafts_exist_and_are_not_indexed(bundled, indexed_dir):
-    from kb.indexer import load_articles
+    from kb.content.indexer import load_articles
     from search.store import IndexStore
 
     drafts = {a.slug for a in bundled.articles if a.status == "draft"}

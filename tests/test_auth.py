@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from litestar.testing import TestClient
 
-from kb import auth
+from kb.staff import auth
 from kb.errors import RateLimitedError, ValidationError
 from kb.settings import Settings
 from kb.web.limits import RateLimiter
@@ -205,7 +205,7 @@ def test_login_rate_limit_429_per_ip_and_public_endpoints_unaffected(client):
 
 
 def test_login_rate_limit_per_account(tmp_path):
-    from kb.store import Database
+    from kb.storage.database import Database
 
     db = Database(tmp_path / "kb.db")
     settings = Settings.load(environ={}, data=tmp_path, rate_login_per_15min=3)
@@ -220,7 +220,7 @@ def test_login_rate_limit_per_account(tmp_path):
 
 
 def test_users_passwords_and_secret_key(tmp_path):
-    from kb.store import Database
+    from kb.storage.database import Database
 
     db = Database(tmp_path / "kb.db")
     settings = Settings.load(environ={}, data=tmp_path)
@@ -248,7 +248,7 @@ def test_cli_user_add_and_passwd(tmp_path):
     from click.testing import CliRunner
 
     from kb.cli import main
-    from kb.store import Database
+    from kb.storage.database import Database
 
     runner = CliRunner()
     args = ["user", "add", "new@example.com", "--role", "owner", "--data", str(tmp_path), "--password-stdin"]

@@ -46,7 +46,7 @@ def test_the_build_and_the_server_use_one_model(tmp_path, monkeypatch):
     """
     import subprocess
 
-    import kb.bench as bench
+    import kb.measure.bench as bench
     from kb.settings import Settings
 
     seen = {}

@@ -29,7 +29,7 @@ COMMANDS = list(walk(main))
 def runner(tmp_path, monkeypatch, embedder):
     """A CliRunner in an empty directory (no kb.toml, no ./data), reusing the loaded model."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("kb.indexer.make_embedder", lambda settings: embedder)
+    monkeypatch.setattr("kb.content.indexer.make_embedder", lambda settings: embedder)
     for name in ("KB_DATA", "KB_ARTICLES", "KB_CONFIG", "KB_MODEL", "KB_BACKEND"):
         monkeypatch.delenv(name, raising=False)
     return CliRunner()

@@ -20,7 +20,7 @@ def sliced(tmp_path_factory, embedder):
     """banking77_oos with its first SLICE dev and test queries, prepared through kb's indexer."""
     if not DATASET.exists():
         pytest.skip(f"../shared/eval not found at {EVAL_DIR}: answer-quality tests need the public datasets")
-    from kb.calibrate import prepare
+    from kb.measure.calibrate import prepare
 
     src = tmp_path_factory.mktemp("slice") / DATASET.name
     src.mkdir()
@@ -37,7 +37,7 @@ def sliced(tmp_path_factory, embedder):
 
 @pytest.fixture(scope="module")
 def results(sliced, embedder):
-    from kb.eval import evaluate_prepared
+    from kb.measure.eval import evaluate_prepared
 
     return evaluate_prepared(sliced, embedder, split="test", shipped=False)
 
@@ -59,7 +59,7 @@ def test_hybrid_not_worse_than_single_systems(results):
 
 
 def test_calibration_is_monotonic_in_score(sliced):
-    from kb.calibrate import fit
+    from kb.measure.calibrate import fit
 
     _, cal = fit([sliced])
     assert cal.threshold > 0 and "dev_brier" in cal.metrics and cal.source.startswith("kb calibrate")

@@ -171,7 +171,7 @@ def test_index_swap_under_http_load_fails_no_request(indexed_dir, tmp_path):
 
 
 def _write_events(path: str, worker: int, count: int, out) -> None:
-    from kb.store import Database, record_event
+    from kb.storage.database import Database, record_event
 
     db = Database(path)
     failed = 0
@@ -186,7 +186,7 @@ def _write_events(path: str, worker: int, count: int, out) -> None:
 
 def test_two_processes_writing_events_never_see_database_locked(tmp_path):
     path = str(tmp_path / "kb.db")
-    from kb.store import Database
+    from kb.storage.database import Database
 
     Database(path).close()
     ctx = multiprocessing.get_context("spawn")

@@ -11,7 +11,7 @@ from search.fusion import FEATURES, Calibration, Fusion
 from search.learn import Group, ece, fit_calibration, fit_fusion, pick_threshold
 from search.scoring import BASE, DocModel
 
-SHIPPED = Path(__file__).resolve().parents[1] / "kb" / "calibration.json"
+SHIPPED = Path(__file__).resolve().parents[1] / "kb" / "content" / "calibration.json"
 
 
 def test_fusion_round_trips_and_ignores_unknown_keys():

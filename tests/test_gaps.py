@@ -9,10 +9,12 @@ import time
 
 import pytest
 
-from kb import board, gaps
-from kb.board import ReplayRequiredError
+from kb.insight import board
+
+from kb.insight import gaps
+from kb.insight.board import ReplayRequiredError
 from kb.errors import ValidationError
-from kb.store import Database, record_event, record_request
+from kb.storage.database import Database, record_event, record_request
 
 COFFEE = ["coffee machine broken", "the coffee machine on floor 3 is not working", "coffee maker out of order",
           "espresso machine leaking water", "who fixes the coffee machine", "coffee machine shows descale error",
@@ -74,7 +76,7 @@ def db(tmp_path):
 
 @pytest.fixture
 def desk(settings, embedder, data_dir):
-    from kb.desk import Desk
+    from kb.serving.desk import Desk
 
     d = Desk(settings, embedder, None)
     d.load()
@@ -179,9 +181,9 @@ def test_link_validates_the_slug_and_resolve_needs_a_replay(db, settings, desk):
 
 
 def test_replay_goes_from_zero_to_at_least_80_percent_after_the_article_exists(tmp_path, db, settings, embedder):
-    from kb.articles import load_dir
-    from kb.desk import Desk
-    from kb.indexer import index_articles
+    from kb.content.articles import load_dir
+    from kb.serving.desk import Desk
+    from kb.content.indexer import index_articles
 
     articles = tmp_path / "articles"
     shutil.copytree(settings.articles, articles)
@@ -236,7 +238,7 @@ def quiet_settings(settings):
 def staff_client(quiet_settings, embedder):
     from litestar.testing import TestClient
 
-    from kb.auth import add_user
+    from kb.staff.auth import add_user
     from kb.web.app import build_services, create_app
 
     services = build_services(quiet_settings, embedder=embedder)
@@ -300,7 +302,7 @@ def test_cli_gaps_refresh_link_replay(settings, embedder, monkeypatch):
 
     from kb.cli import main
 
-    monkeypatch.setattr("kb.indexer.make_embedder", lambda s: embedder)
+    monkeypatch.setattr("kb.content.indexer.make_embedder", lambda s: embedder)
     monkeypatch.setenv("KB_ARTICLES", str(settings.articles))
     db = Database(settings.db_path)
     seed_unanswered(db, COFFEE + NOISE, ts=time.time() - 60)

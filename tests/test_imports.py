@@ -1,4 +1,8 @@
-"""Keep the dependency arrows true: kb/web -> kb -> search, and search knows nothing above it."""
+"""Keep the dependency arrows true: kb/web -> kb -> search, and search knows nothing above it.
+
+kb/ is grouped by purpose (content, serving, storage, tickets, staff, insight, measure, web); the
+packages form layers with no import circle, and no serving code imports the offline measurement.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SEARCH_FORBIDDEN = {"kb", "litestar", "jinja2", "sqlite_utils"}
+SEARCH_FORBIDDEN = {"kb", "litestar", "jinja2", "sqlite_utils", "sqlite3", "sqlalchemy", "alembic", "psycopg"}
 KB_FORBIDDEN = {"litestar", "jinja2"}
 
 
@@ -72,8 +76,8 @@ def test_checker_sees_every_import_form(tmp_path, monkeypatch):
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")
     (pkg / "bad.py").write_text(
-        "import os\nimport kb.articles\nfrom kb import desk\nfrom litestar import get\nimport jinja2 as j\n"
-        "def f():\n    import sqlite_utils\n    from .. import x\n    importlib.import_module('kb.store')\n"
+        "import os\nimport kb.content.articles\nfrom kb import desk\nfrom litestar import get\nimport jinja2 as j\n"
+        "def f():\n    import sqlite_utils\n    from .. import x\n    importlib.import_module('kb.storage.database')\n"
         "from . import text\nfrom .fusion import Fusion\n"
     )
     monkeypatch.setitem(globals(), "ROOT", tmp_path)
@@ -108,3 +112,104 @@ def test_search_imports_without_kb_loaded(module):
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# Which kb package may import which: a layer only looks down. cli sits on top of everything.
+BASE = {"kb.errors", "kb.settings", "kb.urls"}
+LAYERS = {
+    "kb.errors": set(),
+    "kb.settings": {"kb.errors"},
+    "kb.urls": {"kb.errors", "kb.settings"},
+    "kb.storage": BASE,
+    "kb.content": BASE,
+    "kb.serving": BASE | {"kb.storage", "kb.content"},
+    "kb.tickets": BASE | {"kb.storage"},
+    "kb.staff": BASE | {"kb.storage"},
+    "kb.insight": BASE | {"kb.storage", "kb.content", "kb.serving"},
+    "kb.web": BASE | {"kb.storage", "kb.content", "kb.serving", "kb.tickets", "kb.staff", "kb.insight"},
+    "kb.measure": BASE | {"kb.storage", "kb.content", "kb.serving"},
+}
+
+
+def kb_modules() -> dict[str, Path]:
+    return {module_name(p): p for p in sorted((ROOT / "kb").rglob("*.py"))}
+
+
+def kb_graph() -> dict[str, set[str]]:
+    """Module -> the kb modules it imports, at any depth (lazy imports inside functions count too)."""
+    modules = kb_modules()
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        deps = set()
+        for _, target in imports(path):
+            while target and target not in modules:
+                target = target.rpartition(".")[0]
+            if target and target != name and target != "kb":
+                deps.add(target)
+        graph[name] = deps
+    return graph
+
+
+def layer(module: str) -> str:
+    return ".".join(module.split(".")[:2])
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one node (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_cycle_finder_finds_a_circle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_kb_modules_import_no_circle():
+    assert cycles(kb_graph()) == []
+
+
+def test_kb_packages_only_import_the_layers_below():
+    bad = []
+    for module, deps in kb_graph().items():
+        own = layer(module)
+        if own in ("kb.cli", "kb.__main__", "kb.__init__", "kb"):
+            continue
+        assert own in LAYERS, f"{module} is in no known layer: add its package to LAYERS"
+        for dep in deps:
+            if layer(dep) != own and layer(dep) not in LAYERS[own]:
+                bad.append(f"{module} imports {dep}")
+    assert bad == []
+
+
+def test_serving_code_never_imports_measurement():
+    serving = [m for m in kb_graph() if layer(m) not in ("kb.measure", "kb.cli", "kb.__main__")]
+    graph = kb_graph()
+    bad = [f"{m} imports {d}" for m in serving for d in graph[m] if layer(d) == "kb.measure"]
+    assert bad == []

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kb.articles import load_dir
-from kb.desk import Desk
+from kb.content.articles import load_dir
+from kb.serving.desk import Desk
 from kb.errors import IndexUnavailableError
-from kb.indexer import index_directory, load_articles, to_document
+from kb.content.indexer import index_directory, load_articles, to_document
 from kb.settings import Settings
 from search.errors import IndexCorruptError, IndexMissingError
 from search.index import embedding_units
@@ -309,17 +309,17 @@ def test_model_mismatch_is_a_clear_error(built, embedder):
 
 
 def test_unchanged_files_are_not_parsed_again(kb_dirs, counting, monkeypatch):
-    import kb.articles
+    import kb.content.articles
 
     articles, data = kb_dirs
     s = settings_for(articles, data)
     index_directory(s, counting)
     parsed: list[str] = []
-    real = kb.articles.parse
-    monkeypatch.setattr(kb.articles, "parse", lambda source, name: parsed.append(name) or real(source, name))
+    real = kb.content.articles.parse
+    monkeypatch.setattr(kb.content.articles, "parse", lambda source, name: parsed.append(name) or real(source, name))
     read: list[str] = []
-    digest = kb.articles.source_digest
-    monkeypatch.setattr(kb.articles, "source_digest", lambda source: read.append(source[:40]) or digest(source))
+    digest = kb.content.articles.source_digest
+    monkeypatch.setattr(kb.content.articles, "source_digest", lambda source: read.append(source[:40]) or digest(source))
     # Files written within RACY_NS of a build are read again (their time stamp may not have moved
     # with an edit): so far every file is, but none is parsed, since their content is unchanged.
     index_directory(s, counting)
@@ -334,7 +334,7 @@ def test_unchanged_files_are_not_parsed_again(kb_dirs, counting, monkeypatch):
     index_directory(s, counting)
     assert parsed == ["payslip.md"] and len(read) == 1  # the other three were neither read nor parsed
     parsed.clear()
-    monkeypatch.setattr(kb.articles, "PARSER", kb.articles.PARSER + "-next")  # parsing code changed
+    monkeypatch.setattr(kb.content.articles, "PARSER", kb.content.articles.PARSER + "-next")  # parsing code changed
     index_directory(s, counting)
     assert sorted(parsed) == sorted(f"{slug}.md" for slug in TOPICS)
     desk = served(data, counting)

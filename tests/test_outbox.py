@@ -15,10 +15,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from click.testing import CliRunner
 
-from kb.outbox import BATCH, LEASE_SECONDS, backoff, deliver_all, deliver_due, email_message, retry
+from kb.tickets.outbox import BATCH, LEASE_SECONDS, backoff, deliver_all, deliver_due, email_message, retry
 from kb.settings import Settings
-from kb.store import Database, record_event, record_request
-from kb.tickets import create_ticket, get_ticket
+from kb.storage.database import Database, record_event, record_request
+from kb.tickets.intake import create_ticket, get_ticket
 from servers import committed, free_port
 
 SECRET = "s3cret-for-tests"

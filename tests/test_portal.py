@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 import httpx
 import pytest
 
-from kb.articles import SLUG
+from kb.content.articles import SLUG
 from kb.web.i18n import count_articles, format_date
 from kb.web.pages import segments
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kb.articles import load_dir
-from kb.desk import Desk
+from kb.content.articles import load_dir
+from kb.serving.desk import Desk
 from kb.settings import Settings
 
 HERE = Path(__file__).resolve().parent

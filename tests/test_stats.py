@@ -9,10 +9,12 @@ from datetime import date, datetime, timezone
 
 import pytest
 
-from kb import charts, stats
+from kb.insight import charts
+
+from kb.insight import stats
 from kb.errors import ValidationError
 from kb.settings import Settings
-from kb.store import Database, record_event
+from kb.storage.database import Database, record_event
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=timezone.utc).timestamp()
 LATE = datetime(2026, 3, 10, 22, 0, tzinfo=timezone.utc).timestamp()
@@ -34,7 +36,7 @@ def feedback(db, ts, request_id, slug, helpful, session):
 
 
 def ticket(db, tid, ts, session, email):
-    from kb.tickets import ensure_schema
+    from kb.tickets.intake import ensure_schema
 
     ensure_schema(db)
     db.execute("INSERT INTO tickets (id, ts, name, email, subject, body, category, locale, session, request_id,"
@@ -178,7 +180,7 @@ def test_dashboard_page_json_csv_and_cli_show_the_same_figures(settings, service
     from click.testing import CliRunner
     from litestar.testing import TestClient
 
-    from kb.auth import add_user
+    from kb.staff.auth import add_user
     from kb.cli import main
     from kb.web.app import create_app
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 import time
 
-from kb.store import DEFER_SECONDS, Database, record_request
+from kb.storage.database import DEFER_SECONDS, Database, record_request
 
 
 def log(db: Database, i: int) -> None:

@@ -1,4 +1,4 @@
-"""POST /api/v1/tickets and kb.tickets: validation, honeypot, rate limit, transcript, durability."""
+"""POST /api/v1/tickets and kb.tickets.intake: validation, honeypot, rate limit, transcript, durability."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import re
 import pytest
 
 from kb.errors import RateLimitedError, ValidationError
-from kb.tickets import create_ticket, ensure_schema, get_ticket
+from kb.tickets.intake import create_ticket, ensure_schema, get_ticket
 from kb.web.limits import RateLimiter
 from servers import committed
 

@@ -21,12 +21,12 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
-from kb import auth, board, charts, gaps, stats
-from kb.auth import COOKIE, LOGIN_COOKIE, Staff
-from kb.board import ReplayRequiredError
 from kb.errors import AuthError, NotFoundError, ValidationError
+from kb.insight import board, charts, gaps, stats
+from kb.insight.board import ReplayRequiredError
+from kb.staff import auth
+from kb.staff.auth import COOKIE, LOGIN_COOKIE, Staff
 from kb.web.api import PROBLEMS
-from kb.web.app import problem
 
 log = logging.getLogger("kb.admin")
 FORMULA = ("=", "+", "-", "@", "\t", "\r")
@@ -295,4 +295,4 @@ ROUTES = [
     Router(path="/api/v1/admin", route_handlers=[api_stats, api_gaps], dependencies=_DEPS),
 ]
 
-__all__ = ["ROUTES", "csv_text", "problem"]
+__all__ = ["ROUTES", "csv_text"]

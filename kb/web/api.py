@@ -12,10 +12,10 @@ from litestar.datastructures import State
 from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, JSONBody, Parameter
 
-from kb.articles import SLUG, render
-from kb.desk import Desk, Suggestions
+from kb.content.articles import SLUG, render
+from kb.serving.desk import Desk, Suggestions
 from kb.errors import NotFoundError
-from kb.store import record_event, record_feedback
+from kb.storage.database import record_event, record_feedback
 
 Text = Annotated[str, msgspec.Meta(max_length=4000)]
 Short = Annotated[str, msgspec.Meta(max_length=200)]

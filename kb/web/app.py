@@ -18,11 +18,13 @@ from litestar.openapi import OpenAPIConfig
 from litestar.template.config import TemplateConfig
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from kb.desk import Desk
+from kb.serving.desk import Desk
 from kb.errors import IndexUnavailableError, KbError, RateLimitedError, ValidationError
 from kb.settings import Settings
-from kb.store import Database
+from kb.storage.database import Database
+from kb.web import routes
 from kb.web.limits import RateLimiter
+from kb.web.pages import error_page
 
 log = logging.getLogger("kb")
 HERE = Path(__file__).parent
@@ -40,7 +42,7 @@ SECURITY_HEADERS = {
 
 def build_services(settings: Settings, embedder=None) -> State:
     """Create the long-lived objects: embedder, database, desk (index loaded or built)."""
-    from kb.indexer import index_directory, make_embedder
+    from kb.content.indexer import index_directory, make_embedder
 
     embedder = embedder or make_embedder(settings)
     db = Database(settings.db_path)
@@ -125,8 +127,6 @@ def handle_error(request: Request, exc: Exception) -> Response:
     title = _TITLES.get(status, "Error")
     if _is_api(request) or "text/html" not in request.headers.get("accept", "text/html"):
         return problem(status, title, detail, extra, headers)
-    from kb.web.pages import error_page
-
     # A 404 for an unknown path never reaches the middleware stack: add the headers here too.
     return error_page(request, status, title, detail, {**SECURITY_HEADERS, **headers})
 
@@ -191,7 +191,7 @@ def api_guard(allowed: tuple[str, ...]) -> Callable[[ASGIApp], ASGIApp]:
 
 
 def _default_startup() -> list[Callable]:
-    from kb.outbox import start_outbox  # lazily: the outbox delivers stored tickets in the background
+    from kb.tickets.outbox import start_outbox  # lazily: the outbox delivers stored tickets in the background
 
     return [start_outbox]
 
@@ -202,8 +202,6 @@ def create_app(
     extra_startup: list[Callable] | None = None,
 ) -> Litestar:
     """The whole app; pass prebuilt services (tests) or let the lifespan build them."""
-    from kb.web import routes
-
     cors = CORSConfig(
         allow_origins=list(settings.cors_origins) or [],
         allow_methods=["GET", "POST", "OPTIONS"],

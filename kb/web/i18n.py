@@ -92,7 +92,7 @@ TITLES = {
            422: "Неверные данные", 429: "Слишком много запросов", 500: "Ошибка сервера", 503: "Сервис недоступен"},
 }
 
-# kb.tickets reports field errors in English; these are the Russian texts of the fixed ones.
+# kb.tickets.intake reports field errors in English; these are the Russian texts of the fixed ones.
 FIELD_ERRORS = {
     "ru": {
         "enter your name": "укажите имя", "at most 200 characters": "не больше 200 символов",

@@ -15,11 +15,11 @@ from litestar.params import FromPath, Parameter, URLEncodedBody
 from litestar.response import Redirect, Template
 from litestar.static_files import create_static_files_router
 
-from kb.articles import SLUG, render, toc
-from kb.desk import Desk
+from kb.content.articles import SLUG, render, toc
+from kb.serving.desk import Desk
 from kb.errors import NotFoundError, ValidationError
-from kb.store import record_event, record_feedback
-from kb.tickets import create_ticket
+from kb.storage.database import record_event, record_feedback
+from kb.tickets.intake import create_ticket
 from kb.web import i18n
 
 STATIC = Path(__file__).parent / "static"
@@ -30,7 +30,7 @@ REQUEST_ID = re.compile(r"^r_[0-9a-f]{8,32}$")
 TICKET_ID = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 NO_STORE = {"Cache-Control": "no-store"}
 CONTACT_FIELDS = ("name", "email", "subject", "description", "category")
-FORM_KEYS = {"body": "description"}  # kb.tickets names the description "body"
+FORM_KEYS = {"body": "description"}  # kb.tickets.intake names the description "body"
 Short = Annotated[str, msgspec.Meta(max_length=200)]
 
 

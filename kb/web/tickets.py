@@ -9,12 +9,12 @@ from litestar import Request, Router, post
 from litestar.datastructures import State
 from litestar.params import Body
 
-from kb.tickets import create_ticket
+from kb.tickets.intake import create_ticket
 from kb.web.api import PROBLEMS, client_key
 
 
 class TicketIn(msgspec.Struct, forbid_unknown_fields=False):
-    """Loosely typed on purpose: kb.tickets.validate reports every bad field at once (422)."""
+    """Loosely typed on purpose: kb.tickets.intake.validate reports every bad field at once (422)."""
 
     name: Any = None
     email: Any = None

@@ -25,10 +25,11 @@ COFFEE = ["coffee machine broken", "the coffee machine on floor 3 is not working
 
 def _seed(data: Path, embedder) -> None:
     """Two staff users, a few days of activity and the gaps computed from it."""
-    from kb import auth, gaps
-    from kb.desk import Desk
+    from kb.staff import auth
+    from kb.insight import gaps
+    from kb.serving.desk import Desk
     from kb.settings import Settings
-    from kb.store import Database, record_event
+    from kb.storage.database import Database, record_event
 
     settings = Settings.load(environ={}, data=data, articles=ROOT / "articles")
     db = Database(settings.db_path)

@@ -63,10 +63,10 @@ def hostile_article() -> str:
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> Iterator[dict[str, Any]]:
     """A server over a few bundled articles plus the hostile one, seeded with hostile records."""
-    from kb.auth import add_user
-    from kb.indexer import index_articles
-    from kb.articles import load_dir
-    from kb.store import Database
+    from kb.staff.auth import add_user
+    from kb.content.indexer import index_articles
+    from kb.content.articles import load_dir
+    from kb.storage.database import Database
 
     tmp = tmp_path_factory.mktemp("hostile")
     articles, data = tmp / "articles", tmp / "data"

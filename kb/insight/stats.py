@@ -18,7 +18,7 @@ from datetime import date, datetime, timedelta, timezone
 
 from kb.errors import ValidationError
 from kb.settings import Settings
-from kb.store import Database
+from kb.storage.database import Database
 
 DAY = 86400.0
 OPENS = ("suggestion_opened", "result_click")

@@ -35,9 +35,9 @@ import sqlite_utils
 
 from kb.errors import ValidationError
 from kb.settings import Settings
-from kb.store import Database
+from kb.storage.database import Database
 
-log = logging.getLogger("kb.tickets")
+log = logging.getLogger("kb.tickets.intake")
 
 MAX_BODY = 20_000
 CATEGORIES = ("access", "accounts", "email", "facilities", "finance", "hardware", "hr", "network",

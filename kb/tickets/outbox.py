@@ -28,10 +28,10 @@ import httpx
 
 from kb.errors import KbError
 from kb.settings import Settings
-from kb.store import Database
-from kb.tickets import ensure_schema, get_ticket, is_email
+from kb.storage.database import Database
+from kb.tickets.intake import ensure_schema, get_ticket, is_email
 
-log = logging.getLogger("kb.outbox")
+log = logging.getLogger("kb.tickets.outbox")
 
 LEASE_SECONDS = 60.0
 TIMEOUT_SECONDS = 10.0

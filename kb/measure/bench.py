@@ -26,7 +26,7 @@ import numpy as np
 
 from search.modelfiles import DEFAULT_MODEL
 
-from kb.benchdata import Workload, fts5_baseline, tantivy_baseline, write_corpus
+from kb.measure.benchdata import Workload, fts5_baseline, percentiles, tantivy_baseline, write_corpus
 from kb.settings import Settings
 
 TARGETS = {  # figure: (target, "<=" or ">="), at 10,000 articles
@@ -51,16 +51,6 @@ class BenchOptions:
     clients: int = 16
     seed: int = 7
     workdir: Path | None = None
-
-
-def percentiles(samples: list[float]) -> dict[str, float]:
-    """p50/p95/p99 and mean of seconds, in milliseconds."""
-    if not samples:
-        return {"n": 0, "p50": float("nan"), "p95": float("nan"), "p99": float("nan"), "mean": float("nan")}
-    ms = np.asarray(samples) * 1000.0
-    p50, p95, p99 = np.percentile(ms, [50, 95, 99])
-    return {"n": len(ms), "p50": round(float(p50), 2), "p95": round(float(p95), 2),
-            "p99": round(float(p99), 2), "mean": round(float(ms.mean()), 2)}
 
 
 def machine() -> dict:
@@ -104,7 +94,7 @@ class TimedEmbedder:
 
 def measure_build(settings: Settings, embedder, dense_kind: str = "auto") -> dict:
     """A full build and the re-index of one changed article, through index_directory."""
-    from kb.indexer import index_directory
+    from kb.content.indexer import index_directory
 
     timed = TimedEmbedder(embedder)
     calls = embedder.calls
@@ -130,8 +120,8 @@ def measure_build(settings: Settings, embedder, dense_kind: str = "auto") -> dic
 
 def measure_in_process(settings: Settings, embedder, queries: list[str], unique: list[str]) -> dict:
     """Desk.suggest latency (recording to SQLite as the server does), the floor, and the cache lever."""
-    from kb.desk import Desk
-    from kb.store import Database
+    from kb.serving.desk import Desk
+    from kb.storage.database import Database
     from search.dense import DenseIndex
 
     db = Database(settings.data / "bench-inproc.db")

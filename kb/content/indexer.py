@@ -16,8 +16,8 @@ from search.fusion import Calibration, Fusion
 from search.model import Document, Passage
 from search.store import BuildReport, IndexStore, payloads
 
-import kb.articles as article_files
-from kb.articles import Article, Section, Stamp, Unchanged, load_dir
+import kb.content.articles as article_files
+from kb.content.articles import Article, Section, Stamp, Unchanged, load_dir
 from kb.errors import ArticleError
 from kb.settings import Settings
 

@@ -21,11 +21,11 @@ from search.store import IndexStore
 from search.model import Hit, Results
 from search.text import highlight
 
-from kb.articles import Article
+from kb.content.articles import Article
 from kb.errors import IndexUnavailableError, InvalidQueryError, NotFoundError
-from kb.indexer import load_articles
+from kb.content.indexer import load_articles
 from kb.settings import Settings
-from kb.store import Database, record_request
+from kb.storage.database import Database, record_request
 
 SNIPPET_CHARS = 320
 

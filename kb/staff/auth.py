@@ -29,7 +29,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 from kb.errors import AuthError, ForbiddenError, KbError, ValidationError
 from kb.settings import Settings
-from kb.store import Database
+from kb.storage.database import Database
 
 ROLES = ("writer", "owner")
 COOKIE = "kb_admin"

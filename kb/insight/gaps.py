@@ -29,7 +29,7 @@ import sqlite_utils
 
 from kb.errors import NotFoundError
 from kb.settings import Settings
-from kb.store import Database
+from kb.storage.database import Database
 
 STATUSES = ("open", "planned", "resolved", "dismissed")
 KINDS = {"unanswered": "no confident answer", "feedback_no": "answered “No”",

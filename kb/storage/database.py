@@ -60,7 +60,7 @@ INDEXES = [
 ]
 
 
-log = logging.getLogger("kb.store")
+log = logging.getLogger("kb.storage.database")
 DEFER_SECONDS = 0.2
 DEFER_BATCH = 64
 

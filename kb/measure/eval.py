@@ -14,7 +14,7 @@ from search.embed import Embedder
 from search.fusion import Calibration, Fusion
 from search.learn import brier, ece, fit_calibration
 
-from kb.calibrate import Prepared, fit, prepare
+from kb.measure.calibrate import Prepared, fit, prepare
 
 SYSTEMS = ("bm25", "dense", "dense_max", "hybrid")
 ACCEPT_IN_SCOPE = 0.90  # oos_rejected is read at the threshold accepting this share of dev in-scope
@@ -148,7 +148,7 @@ def evaluate_prepared(p: Prepared, embedder: Embedder, split: str = "test", ship
     ranked, feats = run_index(p, fusion, cal)
     # kb's answerability score is the calibration's P(in scope) stage
     runs["hybrid"] = Run(ranked, feats, np.array([cal.answerable(f) for f in feats]), cal)
-    if shipped:  # the weights and calibration shipped in kb/calibration.json, refitted on nothing
+    if shipped:  # the weights and calibration shipped in kb/content/calibration.json, refitted on nothing
         ranked, feats = run_index(p, p.index.fusion, p.index.calibration)
         cal0 = p.index.calibration
         runs["hybrid_shipped"] = Run(ranked, feats, np.array([cal0.answerable(f) for f in feats]), cal0)

@@ -7,7 +7,7 @@ import re
 import pygal
 from pygal.style import Style
 
-from kb.stats import Stats
+from kb.insight.stats import Stats
 
 STYLE = Style(
     background="white", plot_background="white", foreground="#222", foreground_strong="#111",

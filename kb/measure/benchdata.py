@@ -16,9 +16,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from kb.settings import Settings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BUNDLED = ROOT / "articles"
 EVAL_DIR = ROOT.parent / "shared" / "eval"
 COMPANIES = ("Northwind", "Contoso", "Fabrikam", "Tailspin", "Litware", "Adatum", "Proseware", "Wingtip")
@@ -129,14 +131,22 @@ class Workload:
 
 
 def _passages(articles: Path) -> list[tuple[str, str, str]]:
-    from kb.articles import load_dir
+    from kb.content.articles import load_dir
 
     return [(a.title, s.heading, s.text) for a in load_dir(articles).articles for s in a.sections]
 
 
-def _timed(search, queries: list[str]) -> dict:
-    from kb.bench import percentiles
+def percentiles(samples: list[float]) -> dict[str, float]:
+    """p50/p95/p99 and mean of seconds, in milliseconds."""
+    if not samples:
+        return {"n": 0, "p50": float("nan"), "p95": float("nan"), "p99": float("nan"), "mean": float("nan")}
+    ms = np.asarray(samples) * 1000.0
+    p50, p95, p99 = np.percentile(ms, [50, 95, 99])
+    return {"n": len(ms), "p50": round(float(p50), 2), "p95": round(float(p95), 2),
+            "p99": round(float(p99), 2), "mean": round(float(ms.mean()), 2)}
 
+
+def _timed(search, queries: list[str]) -> dict:
     lat = []
     for q in queries:
         started = time.perf_counter()

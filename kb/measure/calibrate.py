@@ -16,8 +16,8 @@ from search.index import Index
 from search.store import IndexStore
 from search.learn import Group, fit_calibration, fit_fusion
 
-from kb.articles import Article, split_sections
-from kb.indexer import index_articles
+from kb.content.articles import Article, split_sections
+from kb.content.indexer import index_articles
 
 
 class DatasetError(Exception):
@@ -135,7 +135,7 @@ def calibrate(
 
 
 def write(path: Path, fusion: Fusion, calibration: Calibration) -> None:
-    """Write a calibration file in the format kb/calibration.json uses."""
+    """Write a calibration file in the format kb/content/calibration.json uses."""
     data = {"fusion": fusion.to_dict(), "calibration": calibration.to_dict()}
     Path(path).write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n")
 

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from kb.articles import SLUG, load_dir
+from kb.content.articles import SLUG, load_dir
 
 from kb.errors import KbError, ValidationError
-from kb.gaps import DAY, KINDS, STATUSES, Miss, ensure_schema, get_raw
-from kb.store import Database
+from kb.insight.gaps import DAY, KINDS, STATUSES, Miss, ensure_schema, get_raw
+from kb.storage.database import Database
 
 REPLAY_TOP = 3
 

@@ -1,0 +1,1 @@
+"""Articles: Markdown files parsed, validated and rendered, and built into search indexes."""

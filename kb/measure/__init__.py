@@ -1,0 +1,1 @@
+"""Offline measurement: benchmarks, public-dataset evaluation, calibration. Never imported by serving code."""

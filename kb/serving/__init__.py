@@ -1,0 +1,1 @@
+"""Answering requests: the live index, suggestions, locale fallback."""

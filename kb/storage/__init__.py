@@ -1,0 +1,1 @@
+"""The database every replica shares: connection, schema, the request log."""

@@ -1,0 +1,1 @@
+"""Tickets and their delivery: intake with the session transcript, the outbox."""
