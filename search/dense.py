@@ -12,6 +12,7 @@ import numpy as np
 # against ~1.5-2 ms for HNSW(M=32) at either size; but HNSW costs 18 CPU-s to build at 25k and
 # 122 CPU-s at 100k, and is rebuilt on every re-index. 50k keeps flat search under ~6 ms.
 HNSW_THRESHOLD = 50_000
+KINDS = ("auto", "flat", "hnsw")  # auto: flat up to HNSW_THRESHOLD vectors, HNSW above
 
 
 def inner_products(vectors: np.ndarray, query: np.ndarray) -> np.ndarray:
@@ -26,8 +27,8 @@ def inner_products(vectors: np.ndarray, query: np.ndarray) -> np.ndarray:
         raise ValueError(f"query of dimension {query.shape} against vectors of {vectors.shape[1:]}")
     out = np.empty(len(vectors), dtype=np.float32)
     if len(vectors):
-        faiss.fvec_inner_products_ny(faiss.swig_ptr(out), faiss.swig_ptr(query), faiss.swig_ptr(vectors),
-                                     query.shape[0], len(vectors))
+        faiss.fvec_inner_products_ny(  # type: ignore[attr-defined]  # in faiss's SWIG module, not in its stubs
+            faiss.swig_ptr(out), faiss.swig_ptr(query), faiss.swig_ptr(vectors), query.shape[0], len(vectors))
     return out
 
 
@@ -43,6 +44,7 @@ class DenseIndex:
         dim = vectors.shape[1]
         if kind == "auto":
             kind = "hnsw" if len(vectors) > HNSW_THRESHOLD else "flat"
+        inner: faiss.Index
         if kind == "hnsw":
             inner = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
             inner.hnsw.efConstruction = 80

@@ -16,7 +16,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from collections import OrderedDict
 from pathlib import Path
-from typing import Callable, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
@@ -155,7 +155,7 @@ class OnnxEncoder:
         return out
 
 
-def _read_json(path: Path) -> dict:
+def _read_json(path: Path) -> Any:
     import json
 
     try:

@@ -310,6 +310,7 @@ class Index:
             top = np.argpartition(sims, max(len(sims) - want, 0))[-want:]
             near = top[np.argsort(-sims[top], kind="stable")]
         else:
+            assert self.dense is not None, "an index without a dense index scores every vector"
             _, ids = self.dense.search(qv[None, :], want)
             near = ids[0][ids[0] >= 0]
         starts, ends = self._vector_docs_start[near], self._vector_docs_start[near + 1]

@@ -135,20 +135,20 @@ def fit_calibration(
     X = feature_matrix(features, names)
     correct, in_scope = np.asarray(correct, bool), np.asarray(in_scope, bool)
     weight = None
-    if groups is not None:
-        groups = np.asarray(groups)
-        _, inverse, counts = np.unique(groups, return_inverse=True, return_counts=True)
-        weight = len(groups) / (len(counts) * counts[inverse])
+    labels = None if groups is None else np.asarray(groups)
+    if labels is not None:
+        _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+        weight = len(labels) / (len(counts) * counts[inverse])
     w_in = None if weight is None else weight[in_scope]
     right_coef, right_b = _logistic(X[in_scope], correct[in_scope], names, w_in) if len(set(correct[in_scope])) > 1 else ({}, 0.0)
     scope_coef, scope_b = _logistic(X, in_scope, names, weight) if len(set(in_scope)) > 1 else ({}, 0.0)
     cal = Calibration(coef=right_coef, intercept=right_b, scope_coef=scope_coef, scope_intercept=scope_b,
                       threshold=0.5, source=source)
     conf = confidences(cal, features)
-    if weight is not None:  # each dataset's out-of-scope queries weigh the same in total
+    if weight is not None and labels is not None:  # each dataset's out-of-scope queries weigh the same in total
         oos_w = np.zeros(len(in_scope))
-        for g in np.unique(groups):
-            m = (groups == g) & ~in_scope
+        for g in np.unique(labels):
+            m = (labels == g) & ~in_scope
             oos_w[m] = 1.0 / max(m.sum(), 1)
         weight = np.where(in_scope, weight, oos_w)
     threshold = round(pick_threshold(conf, correct, in_scope, target, weight), 6)

@@ -57,9 +57,9 @@ class LexicalIndex:
                                 shape=(len(tokenised), len(vocab)))
         # every output row is one row of [previous counts; new counts]: a single CSR row gather
         pick = source.copy()
-        pick[tokenised] = (previous._tf.shape[0] if previous else 0) + np.arange(len(tokenised))
+        pick[tokenised] = (0 if previous is None or previous._tf is None else previous._tf.shape[0]) + np.arange(len(tokenised))
         stacked = new if previous is None else sparse.vstack(
-            [_widen(previous._tf, len(vocab)), new], format="csr")  # type: ignore[arg-type]
+            [_widen(previous._tf, len(vocab)), new], format="csr")
         counts = stacked[pick] if len(pick) else new
         counts.sort_indices()
         n = max(len(texts), 1)

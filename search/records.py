@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import msgspec
 import numpy as np
@@ -55,9 +55,9 @@ class RecordSet:
             raise ValueError(f"{self.base} holds {len(base)} records, fewer than its patch refers to")
         return [base[o] if o >= 0 else self.added[-1 - o] for o in self.order.tolist()]
 
-    def decoded(self, type: type = object) -> list:
-        """Every record, decoded (as `type`, say a dataclass, when given)."""
-        return msgspec.json.decode(msgspec.json.encode(self.all()), type=list[type])
+    def decoded(self, kind: type[Any] = object) -> list[Any]:
+        """Every record, decoded (as `kind`, say a dataclass, when given)."""
+        return msgspec.json.decode(msgspec.json.encode(self.all()), type=list[kind])  # type: ignore[valid-type]
 
     @staticmethod
     def write(path: Path, name: str, rows: Sequence[bytes | int], previous: "RecordSet | None") -> None:

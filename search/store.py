@@ -220,7 +220,7 @@ class IndexStore:
         try:
             np.save(tmp / "vectors.npy", vectors)
             np.save(tmp / "vector_keys.npy", all_keys[used])
-            np.savez(tmp / "layout.npz", **{key: array.astype(np.int32) for key, array in (
+            np.savez(tmp / "layout.npz", **{key: array.astype(np.int32) for key, array in (  # type: ignore[arg-type]
                 ("chunk_vector", chunk_vector), ("chunk_passage", chunk_passage),
                 ("doc_chunk_start", doc_chunk_start), ("doc_passage_start", doc_passage_start))})
             # Above HNSW_THRESHOLD searches go through faiss; below it one product scores every vector.

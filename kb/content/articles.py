@@ -177,7 +177,7 @@ def toc(body: str) -> list[tuple[int, str, str]]:
     tokens = _MD.parse(body)
     _heading_anchors(tokens)
     return [
-        (int(tok.tag[1]), tok.attrGet("id") or "", tokens[i + 1].content)
+        (int(tok.tag[1]), str(tok.attrGet("id") or ""), tokens[i + 1].content)
         for i, tok in enumerate(tokens)
         if tok.type == "heading_open" and tok.tag in ("h2", "h3")
     ]
@@ -196,7 +196,7 @@ def split_sections(body: str, title: str) -> list[Section]:
         if tok.type == "heading_open":
             if parts or anchor:
                 sections.append(Section(anchor, heading, level, _join(parts)))
-            anchor, heading, level, parts = tok.attrGet("id") or "", tokens[i + 1].content, int(tok.tag[1]), []
+            anchor, heading, level, parts = str(tok.attrGet("id") or ""), tokens[i + 1].content, int(tok.tag[1]), []
             i += 3
             continue
         if tok.type in ("bullet_list_open", "ordered_list_open"):

@@ -20,6 +20,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import numpy as np
@@ -322,7 +323,7 @@ def run(options: BenchOptions, log=print) -> dict:
 
     started = time.perf_counter()
     embedder = SentenceTransformerEmbedder(options.model, backend=options.backend, threads=options.threads)
-    report = {"machine": machine(), "options": {k: (str(v) if isinstance(v, Path) else v)
+    report: dict[str, Any] = {"machine": machine(), "options": {k: (str(v) if isinstance(v, Path) else v)
                                                 for k, v in vars(options).items()},
               "model_load_s": round(time.perf_counter() - started, 2), "sizes": {}}
     with tempfile.TemporaryDirectory(prefix="kb-bench-", dir=options.workdir) as tmp:

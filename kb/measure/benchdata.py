@@ -131,9 +131,10 @@ class Workload:
 
 
 def _passages(articles: Path) -> list[tuple[str, str, str]]:
-    from kb.content.articles import load_dir
+    from kb.content.articles import Article, load_dir
 
-    return [(a.title, s.heading, s.text) for a in load_dir(articles).articles for s in a.sections]
+    return [(a.title, s.heading, s.text) for a in load_dir(articles).articles if isinstance(a, Article)
+            for s in a.sections]
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:
