@@ -6,20 +6,23 @@ Nothing else in kb reads `os.environ`: settings are passed explicitly.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
+from search.embed import BACKENDS
+
 from kb.errors import KbError
+from kb.urls import Urls
 
 
 class SettingsError(KbError):
     """A setting has an invalid value."""
 
 
-BACKENDS = ("torch", "onnx", "onnx-int8")
 
 
 def _setting(default: Any, help: str) -> Any:
@@ -121,6 +124,11 @@ class Settings:
 
     def replace(self, **changes: Any) -> "Settings":
         return dataclasses.replace(self, **changes)
+
+    @functools.cached_property
+    def urls(self) -> Urls:
+        """Every path kb links to; absolute links start with base_url."""
+        return Urls(self.base_url)
 
     @property
     def db_path(self) -> Path:

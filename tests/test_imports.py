@@ -115,11 +115,13 @@ def test_search_imports_without_kb_loaded(module):
 
 
 # Which kb package may import which: a layer only looks down. cli sits on top of everything.
-BASE = {"kb.errors", "kb.settings", "kb.urls"}
+BASE = {"kb.errors", "kb.settings", "kb.urls", "kb.clock", "kb.logs"}
 LAYERS = {
     "kb.errors": set(),
-    "kb.settings": {"kb.errors"},
-    "kb.urls": {"kb.errors", "kb.settings"},
+    "kb.urls": set(),
+    "kb.clock": set(),
+    "kb.logs": set(),
+    "kb.settings": {"kb.errors", "kb.urls"},
     "kb.storage": BASE,
     "kb.content": BASE,
     "kb.serving": BASE | {"kb.storage", "kb.content"},

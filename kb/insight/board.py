@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from kb.clock import iso
 from kb.content.articles import SLUG, load_dir
 
 from kb.errors import KbError, ValidationError
@@ -62,10 +63,6 @@ class Gap:
         return out
 
 
-def iso(ts: float | None) -> str | None:
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds") if ts else None
-
-
 def _gap(row: dict) -> Gap:
     return Gap(
         id=row["id"], label=row["label"], key_terms=json.loads(row["key_terms"] or "[]"), status=row["status"],
@@ -81,7 +78,7 @@ def _gap(row: dict) -> Gap:
 def list_gaps(db: Database, locale: str | None = None, status: str | None = None) -> list[Gap]:
     """Gaps present in the latest refresh (or linked ones), by impact, optionally filtered."""
     ensure_schema(db)
-    sql, params = "SELECT * FROM gaps WHERE (active = 1 OR linked_slug != '')", []
+    sql, params = "SELECT * FROM gaps WHERE (active = 1 OR linked_slug != '')", list[str]()
     if locale:
         sql, params = sql + " AND locale = ?", params + [locale]
     if status:
@@ -101,7 +98,7 @@ def examples(db: Database, gap_id: int, limit: int = 20) -> list[Miss]:
     ensure_schema(db)
     rows = db.query("SELECT * FROM gap_misses WHERE gap_id = ? ORDER BY ts DESC", (gap_id,))
     seen: set[str] = set()
-    out = []
+    out: list[Miss] = []
     for r in rows:
         if r["text"].lower() not in seen and len(out) < limit:
             seen.add(r["text"].lower())

@@ -177,6 +177,7 @@ class Desk:
             if results is None or (anywhere.answered and top_foreign) or not results.hits:
                 fallback = bool(top_foreign)
                 results = anywhere
+        assert results is not None  # search_scoped or the fallback always answers
         items = [self._suggestion(library, hit, text) for hit in results.hits]
         answer = Suggestions(
             request_id="r_" + secrets.token_hex(8), query=text, locale=locale,
@@ -199,7 +200,7 @@ class Desk:
         text, spans = snippet(section.text, hit.chunk, query)
         return Suggestion(
             slug=article.slug, title=article.title,
-            url=f"/articles/{article.slug}" + (f"#{anchor}" if anchor else ""),
+            url=self.settings.urls.article(article.slug, anchor),
             anchor=anchor, section=section.heading, passage=text, highlights=spans,
             confidence=round(hit.confidence, 4), locale=article.locale, category=article.category,
         )

@@ -28,18 +28,20 @@ import secrets
 import time
 import unicodedata
 import uuid
-from datetime import datetime, timezone
 from typing import Any
 
 import sqlite_utils
 
+from kb.clock import iso
 from kb.errors import ValidationError
 from kb.settings import Settings
 from kb.storage.database import Database
 
 log = logging.getLogger("kb.tickets.intake")
 
-MAX_BODY = 20_000
+# The longest value of each ticket field, in characters: the API, the contact form and the widget use these.
+FIELD_CHARS = {"name": 200, "email": 254, "subject": 200, "body": 20_000}
+STATUSES = ("pending", "delivered", "failed", "stored")
 CATEGORIES = ("access", "accounts", "email", "facilities", "finance", "hardware", "hr", "network",
               "onboarding", "phones", "printing", "security", "software", "other")
 TRANSCRIPT_EVENTS = ("request_settled", "suggestions_shown", "suggestion_opened", "feedback",
@@ -97,7 +99,7 @@ def new_ticket_id() -> str:
 
 def is_email(value: str) -> bool:
     """Whether value is a plain addr-spec (no display name, comments or whitespace), ≤ 254 chars."""
-    return len(value) <= 254 and len(value.split("@", 1)[0]) <= 64 and bool(_EMAIL.match(value))
+    return len(value) <= FIELD_CHARS["email"] and len(value.split("@", 1)[0]) <= 64 and bool(_EMAIL.match(value))
 
 
 def has_controls(text: str, multiline: bool = False) -> bool:
@@ -130,16 +132,16 @@ def validate(data: dict[str, Any]) -> dict[str, str]:
 
     name, email, subject = text("name"), text("email"), text("subject")
     check("name", bool(name), "enter your name")
-    check("name", len(name) <= 200, "at most 200 characters")
+    check("name", len(name) <= FIELD_CHARS["name"], f"at most {FIELD_CHARS['name']} characters")
     check("name", not has_controls(name), "must not contain control characters or line breaks")
     check("email", bool(email), "enter your email address")
     check("email", is_email(email), "enter a valid email address, like name@example.com")
     check("subject", bool(subject), "enter a subject")
-    check("subject", len(subject) <= 200, "at most 200 characters")
+    check("subject", len(subject) <= FIELD_CHARS["subject"], f"at most {FIELD_CHARS['subject']} characters")
     check("subject", not has_controls(subject), "must be one line without control characters")
     body = text("body").replace("\r\n", "\n").replace("\r", "\n")
     check("body", bool(body), "describe your problem")
-    check("body", len(body) <= MAX_BODY, f"at most {MAX_BODY:,} characters")
+    check("body", len(body) <= FIELD_CHARS["body"], f"at most {FIELD_CHARS['body']:,} characters")
     check("body", not has_controls(body, multiline=True), "must not contain control characters")
     category = text("category").lower()
     check("category", not category or category in CATEGORIES or bool(_SLUG.match(category)),
@@ -222,10 +224,6 @@ def _salt(settings: Settings) -> str:
     return _salts[key]
 
 
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
 def create_ticket(db: Database, settings: Settings, data: dict[str, Any], ip: str, limiter=None) -> dict[str, Any]:
     """Validate, rate-limit and durably store a ticket with its transcript and outbox rows."""
     if limiter is not None:
@@ -238,8 +236,9 @@ def create_ticket(db: Database, settings: Settings, data: dict[str, Any], ip: st
                 "transcript": {"requests": [], "events": []}, "transcript_requests": 0, **fields}
     ensure_schema(db)
     since = now - settings.implicit_window_hours * 3600
-    record = {"id": new_ticket_id(), "ts": now, **fields,
-              "transcript": transcript(db, fields["session"], fields["request_id"], since),
+    transcript_of = transcript(db, fields["session"], fields["request_id"], since)
+    record: dict[str, Any] = {"id": new_ticket_id(), "ts": now, **fields,
+              "transcript": transcript_of,
               "idempotency_key": str(uuid.uuid4()), "ip_hash": ip_hash(settings, ip)}
     targets = sinks(settings)
     record["status"] = "pending" if targets else "stored"
@@ -264,7 +263,7 @@ def create_ticket(db: Database, settings: Settings, data: dict[str, Any], ip: st
         )
     record.pop("ip_hash")
     return {**record, "created": iso(now), "sinks": targets,
-            "transcript_requests": len(record["transcript"]["requests"])}
+            "transcript_requests": len(transcript_of["requests"])}
 
 
 def get_ticket(db: Database, ticket_id: str) -> dict[str, Any] | None:

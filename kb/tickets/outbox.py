@@ -109,13 +109,12 @@ def email_text(settings: Settings, ticket: dict[str, Any]) -> str:
     requests = ticket["transcript"].get("requests", [])
     if not requests:
         lines.append("(no earlier requests in this session)")
-    base = settings.base_url.rstrip("/")
     for n, r in enumerate(requests, 1):
         verdict = "answered" if r.get("answered") else "no confident answer"
         lines.append(f"{n}. \"{one_line(str(r.get('query', '')), 500)}\" ({verdict})")
         for item in r.get("results", []):
-            anchor = f"#{item.get('anchor')}" if item.get("anchor") else ""
-            lines.append(f"   - {base}/articles/{item.get('slug')}{anchor}  confidence {item.get('confidence')}")
+            link = settings.urls.absolute(settings.urls.article(str(item.get("slug")), str(item.get("anchor") or "")))
+            lines.append(f"   - {link}  confidence {item.get('confidence')}")
     events = ticket["transcript"].get("events", [])
     if events:
         lines += ["", "-- Widget events --"]
@@ -249,16 +248,6 @@ def retry(db: Database, ids: list[str] | None = None, now: float | None = None) 
         for ticket_id in ticket_ids:
             _settle(conn, ticket_id)
     return count
-
-
-async def start_outbox(app) -> None:
-    """Start the background delivery loop; the app's lifespan cancels it on shutdown."""
-    task = asyncio.create_task(run_outbox(app.state["db"], app.state["settings"]), name="kb-outbox")
-    tasks = app.state.get("background_tasks")
-    if tasks is None:
-        tasks = []
-        app.state["background_tasks"] = tasks
-    tasks.append(task)
 
 
 async def run_outbox(db: Database, settings: Settings, interval: float = 1.0) -> None:

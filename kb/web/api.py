@@ -12,10 +12,12 @@ from litestar.datastructures import State
 from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, JSONBody, Parameter
 
-from kb.content.articles import SLUG, render
+from kb.content.articles import SLUG, Article, render
 from kb.serving.desk import Desk, Suggestions
 from kb.errors import NotFoundError
-from kb.storage.database import record_event, record_feedback
+from kb.storage.database import COMMENT_CHARS, record_event, record_feedback
+from kb.urls import Urls
+from kb.web.client import client_ip
 
 Text = Annotated[str, msgspec.Meta(max_length=4000)]
 Short = Annotated[str, msgspec.Meta(max_length=200)]
@@ -69,7 +71,7 @@ class FeedbackIn(msgspec.Struct, forbid_unknown_fields=False):
     helpful: bool
     slug: Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=SLUG.pattern)]
     request_id: Short = ""
-    comment: Annotated[str, msgspec.Meta(max_length=2000)] = ""
+    comment: Annotated[str, msgspec.Meta(max_length=COMMENT_CHARS)] = ""
     session: Short = ""
 
 
@@ -82,10 +84,6 @@ class EventIn(msgspec.Struct, forbid_unknown_fields=False):
 class Created(msgspec.Struct):
     id: int
     status: str = "recorded"
-
-
-def client_key(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
 
 
 def to_out(answer: Suggestions) -> SuggestOut:
@@ -103,15 +101,16 @@ def to_out(answer: Suggestions) -> SuggestOut:
 @get("/suggest", responses=PROBLEMS, sync_to_thread=True, cache_control=None)
 def suggest(
     request: Request, state: State,
-    q: Annotated[str, Parameter(description="What the user typed (at most 500 characters; longer is rejected)",
-                                min_length=1, max_length=500, pattern=r"\S")],
-    limit: Annotated[int, Parameter(ge=1, le=10)] = 3,
+    q: Annotated[str, Parameter(description="What the user typed (at most KB_MAX_QUERY_CHARS characters, 500 by"
+                                            " default; longer is rejected with 400, not truncated)",
+                                min_length=1, pattern=r"\S")],
+    limit: Annotated[int | None, Parameter(ge=1, le=10, description="Default: KB_SUGGEST_LIMIT (3)")] = None,
     locale: Annotated[str | None, Parameter(max_length=35)] = None,
     session: Annotated[str, Parameter(max_length=100)] = "",
 ) -> Response[SuggestOut]:
     """Suggest up to `limit` passages that answer the request, with a calibrated confidence."""
     settings = state["settings"]
-    state["limiter"].hit("suggest:" + client_key(request), settings.rate_suggest_per_minute, 60)
+    state["limiter"].hit("suggest:" + client_ip(request), settings.rate_suggest_per_minute, 60)
     desk: Desk = state["desk"]
     answer = desk.suggest(q, limit=limit, locale=locale or request.headers.get("accept-language"),
                           session=session, kind="suggest", source="api")
@@ -147,8 +146,8 @@ class ArticleOut(ArticleSummary):
     passages: list[SectionOut]
 
 
-def summary(a) -> ArticleSummary:
-    return ArticleSummary(a.slug, a.title, a.category, a.locale, a.updated, f"/articles/{a.slug}", list(a.tags))
+def summary(a: Article, urls: Urls) -> ArticleSummary:
+    return ArticleSummary(a.slug, a.title, a.category, a.locale, a.updated, urls.article(a.slug), list(a.tags))
 
 
 @get("/articles", responses=PROBLEMS, sync_to_thread=False, cache_control=None)
@@ -162,7 +161,8 @@ def list_articles(
     """Published articles, paged, optionally filtered by locale and category."""
     items = state["desk"].articles(locale=locale, category=category)
     start = (page - 1) * per_page
-    body = ArticlePage([summary(a) for a in items[start : start + per_page]], page, per_page, len(items))
+    urls = state["settings"].urls
+    body = ArticlePage([summary(a, urls) for a in items[start : start + per_page]], page, per_page, len(items))
     return Response(body, headers={"Cache-Control": "public, max-age=60"})
 
 
@@ -172,15 +172,15 @@ def get_article(state: State, slug: FromPath[str]) -> Response[ArticleOut]:
     if not SLUG.match(slug):
         raise NotFoundError(f"No article called {slug!r}.")
     a = state["desk"].article(slug)
-    body = ArticleOut(*msgspec.structs.astuple(summary(a)), aliases=list(a.aliases), html=render(a.body),
-                      passages=[SectionOut(s.anchor, s.heading, s.text) for s in a.sections])
+    body = ArticleOut(**msgspec.structs.asdict(summary(a, state["settings"].urls)), aliases=list(a.aliases),
+                      html=render(a.body), passages=[SectionOut(s.anchor, s.heading, s.text) for s in a.sections])
     return Response(body, headers={"Cache-Control": "public, max-age=60"})
 
 
 @post("/feedback", responses=PROBLEMS, sync_to_thread=True, status_code=201)
 def feedback(request: Request, state: State, data: JSONBody[FeedbackIn]) -> Created:
     """Record "Was this helpful?" for a suggestion (request_id) or an article (slug)."""
-    state["limiter"].hit("feedback:" + client_key(request), state["settings"].rate_suggest_per_minute, 60)
+    state["limiter"].hit("feedback:" + client_ip(request), state["settings"].rate_suggest_per_minute, 60)
     db = state["db"]
     state["desk"].article(data.slug)  # 404 for an unknown article
     row = record_feedback(db, request_id=data.request_id, slug=data.slug, helpful=data.helpful,
@@ -194,7 +194,7 @@ def feedback(request: Request, state: State, data: JSONBody[FeedbackIn]) -> Crea
 @post("/events", responses=PROBLEMS, sync_to_thread=True, status_code=202)
 def events(request: Request, state: State, data: JSONBody[EventIn]) -> Created:
     """Record one widget funnel event (see the event schema in the README)."""
-    state["limiter"].hit("events:" + client_key(request), state["settings"].rate_suggest_per_minute * 2, 60)
+    state["limiter"].hit("events:" + client_ip(request), state["settings"].rate_suggest_per_minute * 2, 60)
     payload = {k: v for k, v in data.data.items() if isinstance(k, str)}
     encoded = msgspec.json.encode(payload)
     if len(encoded) > 8000:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 LANGUAGES = {"en": "English", "ru": "Русский"}
 
@@ -95,7 +96,7 @@ TITLES = {
 # kb.tickets.intake reports field errors in English; these are the Russian texts of the fixed ones.
 FIELD_ERRORS = {
     "ru": {
-        "enter your name": "укажите имя", "at most 200 characters": "не больше 200 символов",
+        "enter your name": "укажите имя",
         "enter your email address": "укажите адрес почты",
         "enter a valid email address, like name@example.com": "укажите адрес почты, например name@example.com",
         "enter a subject": "укажите тему", "describe your problem": "опишите проблему",
@@ -131,8 +132,15 @@ def count_articles(n: int, locale: str) -> str:
     return f"{n} article" + ("" if n == 1 else "s")
 
 
+LENGTH_ERROR = re.compile(r"^at most ([\d,]+) characters$")
+LENGTH_ERRORS = {"ru": "не больше {n} символов"}
+
+
 def field_error(message: str, locale: str) -> str:
     """A field error message in the locale when a translation is known."""
+    length = LENGTH_ERROR.match(message)
+    if length and locale in LENGTH_ERRORS:
+        return LENGTH_ERRORS[locale].format(n=length.group(1).replace(",", "\u00a0"))
     return FIELD_ERRORS.get(locale, {}).get(message, message)
 
 

@@ -6,7 +6,6 @@ import re
 import secrets
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import quote, urlencode
 
 import msgspec
 from litestar import MediaType, Request, get, post
@@ -18,9 +17,11 @@ from litestar.static_files import create_static_files_router
 from kb.content.articles import SLUG, render, toc
 from kb.serving.desk import Desk
 from kb.errors import NotFoundError, ValidationError
-from kb.storage.database import record_event, record_feedback
+from kb.storage.database import COMMENT_CHARS, record_event, record_feedback
 from kb.tickets.intake import create_ticket
+from kb.urls import Urls
 from kb.web import i18n
+from kb.web.client import client_ip
 
 STATIC = Path(__file__).parent / "static"
 SESSION_COOKIE, LOCALE_COOKIE = "kb_session", "kb_locale"
@@ -36,7 +37,7 @@ Short = Annotated[str, msgspec.Meta(max_length=200)]
 
 class FeedbackForm(msgspec.Struct):
     helpful: Literal["yes", "no"]
-    comment: Annotated[str, msgspec.Meta(max_length=2000)] = ""
+    comment: Annotated[str, msgspec.Meta(max_length=COMMENT_CHARS)] = ""
 
 
 class ContactForm(msgspec.Struct, forbid_unknown_fields=False):
@@ -75,8 +76,11 @@ def locale_of(request: Request) -> str:
 
 def _switch_url(request: Request, locale: str) -> str:
     params = {k: v for k, v in request.query_params.items() if k in ("q", "category")}
-    # one leading slash: a path like //evil.example must not become a protocol-relative link
-    return "/" + request.url.path.lstrip("/") + "?" + urlencode({**params, "locale": locale})
+    return urls_of(request).with_locale(request.url.path, locale, **params)
+
+
+def urls_of(request: Request) -> Urls:
+    return request.app.state["settings"].urls
 
 
 def _cookies(request: Request, locale: str) -> list[Cookie]:
@@ -123,10 +127,6 @@ def segments(text: str, spans: list[tuple[int, int]]) -> list[tuple[str, bool]]:
     return out
 
 
-def _client(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
-
-
 # -- pages --------------------------------------------------------------------------------
 
 
@@ -169,7 +169,7 @@ def article(request: Request, state: State, slug: FromPath[str],
 def article_feedback(request: Request, state: State, slug: FromPath[str],
                      data: URLEncodedBody[FeedbackForm]) -> Redirect:
     """Record "Was this helpful?" from the article page, then show the thank-you (303)."""
-    state["limiter"].hit("feedback:" + _client(request), state["settings"].rate_suggest_per_minute, 60)
+    state["limiter"].hit("feedback:" + client_ip(request), state["settings"].rate_suggest_per_minute, 60)
     if not SLUG.match(slug):
         raise NotFoundError(f"No article called {slug!r}.")
     state["desk"].article(slug)
@@ -177,19 +177,19 @@ def article_feedback(request: Request, state: State, slug: FromPath[str],
     record_feedback(state["db"], request_id="", slug=slug, helpful=helpful, comment=data.comment.strip(),
                     session=sid, source="article")
     record_event(state["db"], session=sid, type="feedback", slug=slug, data={"helpful": helpful, "source": "article"})
-    return Redirect(path=f"/articles/{slug}?feedback={data.helpful}#feedback", status_code=303,
+    return Redirect(path=urls_of(request).article(slug, "feedback", feedback=data.helpful), status_code=303,
                     headers=NO_STORE, cookies=_cookies(request, locale_of(request)))
 
 
 @get("/search", sync_to_thread=True)
 def search(request: Request, state: State, q: Annotated[str, Parameter(max_length=5000)] = "") -> Template:
     """Search results with highlighted passages, or an honest "no answer" state."""
-    state["limiter"].hit("search:" + _client(request), state["settings"].rate_suggest_per_minute, 60)
+    state["limiter"].hit("search:" + client_ip(request), state["settings"].rate_suggest_per_minute, 60)
     locale = locale_of(request)
     answer = state["desk"].suggest(q, limit=10, locale=locale, session=session_of(request),
                                    kind="search", source="portal")
     return page(request, "search.html", locale, q=answer.query, answer=answer, segments=segments,
-                language=i18n.language_name(locale), contact_url="/contact?" + urlencode({"q": answer.query}))
+                language=i18n.language_name(locale), contact_url=urls_of(request).contact(answer.query))
 
 
 @get("/go", sync_to_thread=True)
@@ -201,8 +201,7 @@ def go(request: Request, state: State, slug: Short, r: Short = "", anchor: Short
     anchor = anchor if ANCHOR.match(anchor) else ""
     record_event(state["db"], session=session_of(request), type="result_click",
                  request_id=r if REQUEST_ID.match(r) else "", slug=slug, data={"anchor": anchor})
-    target = f"/articles/{slug}" + (f"#{quote(anchor)}" if anchor else "")
-    return Redirect(path=target, status_code=303, headers=NO_STORE, cookies=_cookies(request, locale_of(request)))
+    return Redirect(path=urls_of(request).article(slug, anchor), status_code=303, headers=NO_STORE, cookies=_cookies(request, locale_of(request)))
 
 
 @get("/contact", sync_to_thread=False)
@@ -229,12 +228,12 @@ def submit_contact(request: Request, state: State,
               "category": data.category, "website": data.website, "session": session_of(request),
               "locale": locale_of(request)}
     try:
-        ticket = create_ticket(state["db"], state["settings"], fields, _client(request), limiter=state["limiter"])
+        ticket = create_ticket(state["db"], state["settings"], fields, client_ip(request), limiter=state["limiter"])
     except ValidationError as exc:
         locale = locale_of(request)
         errors = {FORM_KEYS.get(e["key"], e["key"]): i18n.field_error(e["message"], locale) for e in exc.errors}
         return contact_form(request, state, values, errors, 422)
-    return Redirect(path="/contact/thanks?" + urlencode({"id": ticket["id"]}), status_code=303,
+    return Redirect(path=urls_of(request).contact_thanks(ticket["id"]), status_code=303,
                     headers=NO_STORE, cookies=_cookies(request, locale_of(request)))
 
 

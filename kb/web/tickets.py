@@ -10,7 +10,8 @@ from litestar.datastructures import State
 from litestar.params import Body
 
 from kb.tickets.intake import create_ticket
-from kb.web.api import PROBLEMS, client_key
+from kb.web.api import PROBLEMS
+from kb.web.client import client_ip
 
 
 class TicketIn(msgspec.Struct, forbid_unknown_fields=False):
@@ -39,7 +40,7 @@ class TicketOut(msgspec.Struct):
 def submit_ticket(request: Request, state: State, data: Annotated[TicketIn, Body(title="Ticket")]) -> TicketOut:
     """Create a ticket with the session's transcript; 422 lists every invalid field, 429 past the limit."""
     fields = {f: getattr(data, f) for f in data.__struct_fields__}
-    ticket = create_ticket(state["db"], state["settings"], fields, client_key(request), limiter=state["limiter"])
+    ticket = create_ticket(state["db"], state["settings"], fields, client_ip(request), limiter=state["limiter"])
     return TicketOut(ticket["id"], ticket["status"], ticket["created"], ticket["transcript_requests"],
                      ticket["transcript"])
 
