@@ -46,7 +46,9 @@ def data_dir(tmp_path, indexed_dir) -> Path:
 def settings(data_dir):
     from kb.settings import Settings
 
-    return Settings.load(environ={}, articles=ARTICLES, data=data_dir, cors_origins=("http://allowed.example",))
+    # no background gap refresh racing the test (tests/test_background.py covers it)
+    return Settings.load(environ={}, articles=ARTICLES, data=data_dir, cors_origins=("http://allowed.example",),
+                         gap_refresh_minutes=0)
 
 
 @pytest.fixture

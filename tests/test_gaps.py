@@ -281,22 +281,6 @@ def test_the_board_closes_the_loop_over_http(staff_client):
     assert client.get("/admin/gaps/999").status_code == 404
 
 
-def test_background_refresh_runs_on_a_schedule(settings, embedder):
-    from litestar.testing import TestClient
-
-    from kb.web.app import build_services, create_app
-
-    services = build_services(settings, embedder=embedder)  # gap_refresh_minutes = 15 by default
-    seed_unanswered(services["db"], COFFEE, ts=time.time() - 60)
-    with TestClient(create_app(settings, services=services)) as client:
-        client.get("/admin/login")
-        deadline = time.time() + 60
-        while gaps.last_refresh(services["db"]) is None and time.time() < deadline:
-            time.sleep(0.2)
-        assert len(board.list_gaps(services["db"])) == 1
-    services["db"].close()
-
-
 def test_cli_gaps_refresh_link_replay(settings, embedder, monkeypatch):
     from click.testing import CliRunner
 

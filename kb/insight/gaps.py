@@ -75,7 +75,7 @@ def migrate(db: sqlite_utils.Database) -> None:
         "closest_title": str, "closest_confidence": float, "fix": str, "active": int, "created": float,
         "refreshed_at": float,
     }, pk="id", if_not_exists=True, defaults={"status": "open", "active": 1})
-    if "fix" not in db["gaps"].columns_dict:  # type: ignore[union-attr]  # added after the first release
+    if "fix" not in db["gaps"].columns_dict:  # added after the first release
         db["gaps"].add_column("fix", str)  # type: ignore[union-attr]
     db["gap_misses"].create({  # type: ignore[union-attr]
         "gap_id": int, "miss_key": str, "kind": str, "text": str, "locale": str, "ts": float,
@@ -294,6 +294,8 @@ def last_refresh(db: Database) -> float | None:
 
 def get_raw(db: Database, gap_id: int) -> dict:
     """One gap row as a dict; NotFoundError if there is none."""
+    if not 0 < gap_id < 2**63:  # ids are 64-bit database keys: anything else names no gap
+        raise NotFoundError(f"No gap {gap_id}.")
     ensure_schema(db)
     row = db.one("SELECT * FROM gaps WHERE id = ?", (gap_id,))
     if row is None:

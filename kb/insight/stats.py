@@ -15,6 +15,7 @@ import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
+from typing import Any
 
 from kb.errors import ValidationError
 from kb.settings import Settings
@@ -79,7 +80,8 @@ def period(since: str | date | None = None, until: str | date | None = None, tod
     except ValueError:
         raise ValidationError([{"key": "since", "message": "dates are YYYY-MM-DD"}], message="Dates are YYYY-MM-DD.")
     end = end or today or datetime.now(timezone.utc).date()
-    start = start or end - timedelta(days=29)
+    if start is None:
+        start = end - timedelta(days=29) if end > date.min + timedelta(days=29) else date.min
     if start > end or (end - start).days > 3660:
         raise ValidationError([{"key": "since", "message": "since must be on or before until, within 10 years"}],
                               message="The date range is not valid.")
@@ -225,7 +227,7 @@ def compute(db: Database, settings: Settings, span: Period, now: float) -> Stats
 
 
 def _daily(span: Period, requests: list[dict], explicit: dict, implicit: dict, tickets: list[dict]) -> list[dict]:
-    rows = {d: {"day": d, "requests": 0, "deflections": 0, "tickets": 0} for d in span.days()}
+    rows: dict[str, dict[str, Any]] = {d: {"day": d, "requests": 0, "deflections": 0, "tickets": 0} for d in span.days()}
     for items, column in ((requests, "requests"), (tickets, "tickets")):
         for item in items:
             rows[_day(item["ts"])][column] += 1

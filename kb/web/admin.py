@@ -7,7 +7,6 @@ POST form carries the session's csrf_token (403 without it).
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import logging
@@ -21,19 +20,23 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
-from kb.errors import AuthError, NotFoundError, ValidationError
+from kb.clock import iso
+from kb.errors import AuthError, InvalidQueryError, NotFoundError, ValidationError
 from kb.insight import board, charts, gaps, stats
 from kb.insight.board import ReplayRequiredError
 from kb.staff import auth
 from kb.staff.auth import COOKIE, LOGIN_COOKIE, Staff
+from kb.urls import Urls, local_path
 from kb.web.api import PROBLEMS
+from kb.web.client import client_ip
 
 log = logging.getLogger("kb.admin")
 FORMULA = ("=", "+", "-", "@", "\t", "\r")
 StaffDep = NamedDependency[Staff]
 Form = NamedDependency[dict[str, str]]
 Query = FromQuery[str | None]
-SVG_HEADERS = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'", "Cache-Control": "no-store"}
+NO_STORE = {"Cache-Control": "no-store"}
+SVG_HEADERS = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'", **NO_STORE}
 
 
 # -- identity -----------------------------------------------------------------------------------
@@ -63,37 +66,22 @@ async def posted(request: Request, staff: StaffDep) -> dict[str, str]:
 
 def to_login(request: Request, exc: AuthError) -> Response:
     """Anonymous visitors of a page go to the login form, then back."""
-    return Redirect("/admin/login", status_code=303, query_params={"next": request.url.path})
+    return Redirect(_urls(request).login(_safe_next(request.url.path)), status_code=303)
 
 
-async def start_scheduler(request: Request) -> None:
-    """Recompute the gaps every gap_refresh_minutes in the background (started on first use)."""
-    app = request.app
-    minutes = app.state["settings"].gap_refresh_minutes
-    if minutes > 0 and not app.state.get("gap_scheduler"):
-        task = asyncio.get_running_loop().create_task(_refresh_loop(app.state, minutes * 60))
-        app.state["gap_scheduler"] = task
-        app.state.setdefault("background_tasks", []).append(task)
+def _urls(request: Request) -> Urls:
+    return request.app.state["settings"].urls
 
 
-async def _refresh_loop(state: State, seconds: float) -> None:
-    while True:
-        last = await to_thread.run_sync(gaps.last_refresh, state["db"])
-        if last is None or time.time() - last >= seconds:
-            try:
-                await to_thread.run_sync(gaps.refresh_gaps, state["db"], state["settings"], state["desk"])
-            except Exception:  # keep the schedule alive; the board shows the last refresh time
-                log.exception("gap refresh failed")
-        await asyncio.sleep(seconds)
-
-
-def _page(name: str, staff: StaffDep, status: int = 200, **context: Any) -> Template:
-    return Template(template_name=f"admin/{name}.html", status_code=status,
-                    context={"staff": staff, "csrf": staff.csrf, **context})
+def _page(name: str, staff: Staff, *, status_code: int = 200, **context: Any) -> Template:
+    """A staff page: English, never cached, with the staff member and their CSRF token."""
+    return Template(template_name=f"admin/{name}.html", status_code=status_code, headers=NO_STORE,
+                    context={"staff": staff, "csrf": staff.csrf, "locale": "en", **context})
 
 
 def _safe_next(value: str | None) -> str:
-    return value if value and value.startswith("/admin") and not value.startswith("//") else "/admin"
+    """Where to go after logging in: a path under /admin on this site, nothing else."""
+    return local_path(value, default="/admin", prefix="/admin")
 
 
 # -- login --------------------------------------------------------------------------------------
@@ -111,8 +99,8 @@ def login_form(request: Request, state: State, next: FromQuery[str] = "/admin") 
 def _login_page(state: State, token: str, next: str, error: str, status: int, nonce: str) -> Template:
     cookies = [Cookie(key=LOGIN_COOKIE, value=nonce, path="/admin", httponly=True, samesite="strict",
                       secure=state["settings"].secure_cookies, max_age=3600)]
-    return Template(template_name="admin/login.html", status_code=status, cookies=cookies,
-                    context={"csrf": token, "next": next, "error": error})
+    return Template(template_name="admin/login.html", status_code=status, cookies=cookies, headers=NO_STORE,
+                    context={"csrf": token, "next": next, "error": error, "locale": "en"})
 
 
 @post("/login")
@@ -121,10 +109,9 @@ async def login(request: Request, state: State) -> Template | Redirect:
     form = {k: str(v) for k, v in (await request.form()).items()}
     settings, nonce = state["settings"], request.cookies.get(LOGIN_COOKIE)
     auth.check_csrf(auth.login_token(settings, nonce), form.get("csrf_token"))
-    ip = request.client.host if request.client else "unknown"
     try:
         user_id = await to_thread.run_sync(auth.authenticate, state["db"], settings, state["limiter"],
-                                           form.get("email", ""), form.get("password", ""), ip)
+                                           form.get("email", ""), form.get("password", ""), client_ip(request))
     except auth.LoginError as exc:
         return _login_page(state, form["csrf_token"], _safe_next(form.get("next")), exc.message, 401, nonce or "")
     value = await to_thread.run_sync(auth.start_session, state["db"], settings, user_id, request.cookies.get(COOKIE))
@@ -142,15 +129,16 @@ def _session_cookie(settings, value: str) -> Cookie:
 def logout(request: Request, state: State, staff: StaffDep, fields: Form) -> Redirect:
     """End the session server-side and drop the cookie."""
     auth.end_session(state["db"], state["settings"], request.cookies.get(COOKIE))
-    response = Redirect("/admin/login", status_code=303)
+    response = Redirect(_urls(request).login(), status_code=303)
     response.delete_cookie(COOKIE, path="/")
     return response
 
 
 @get("/", sync_to_thread=False)
-def home(staff: StaffDep) -> Redirect:
+def home(request: Request, staff: StaffDep) -> Redirect:
     """Owners land on the dashboard, writers on the gap board."""
-    return Redirect("/admin/dashboard" if staff.is_owner else "/admin/gaps", status_code=303)
+    urls = _urls(request)
+    return Redirect(urls.dashboard() if staff.is_owner else urls.gaps(), status_code=303)
 
 
 # -- gap board ----------------------------------------------------------------------------------
@@ -159,24 +147,37 @@ def home(staff: StaffDep) -> Redirect:
 @get("/gaps", sync_to_thread=True)
 def gap_board(state: State, staff: StaffDep, locale: Query = None, status: Query = None) -> Template:
     """Gaps ranked by impact, filterable by locale and status."""
-    items = board.list_gaps(state["db"], locale=locale or None, status=status or None)
-    return _page("gaps", staff, gaps=[g.as_dict() for g in items], locale=locale or "", status=status or "",
-                 statuses=gaps.STATUSES, locales=state["settings"].locales,
-                 refreshed=board.iso(gaps.last_refresh(state["db"])))
+    settings = state["settings"]
+    locale, status = _gap_filters(settings.locales, locale, status)
+    items = board.list_gaps(state["db"], locale=locale, status=status)
+    return _page("gaps", staff, gaps=[g.as_dict() for g in items], filter_locale=locale or "",
+                 filter_status=status or "", statuses=gaps.STATUSES, locales=settings.locales,
+                 refreshed=iso(gaps.last_refresh(state["db"])), half_life=gaps.HALF_LIFE_DAYS,
+                 min_misses=settings.gap_min_misses)
+
+
+def _gap_filters(locales: tuple[str, ...], locale: str | None, status: str | None) -> tuple[str | None, str | None]:
+    """The board's filters, empty meaning all; an unknown value is a 400 naming the field."""
+    if locale and locale not in locales:
+        raise InvalidQueryError(f"Unknown locale {locale[:40]!r}: one of {', '.join(locales)}.", field="locale")
+    if status and status not in gaps.STATUSES:
+        raise InvalidQueryError(f"Unknown status {status[:40]!r}: one of {', '.join(gaps.STATUSES)}.", field="status")
+    return locale or None, status or None
 
 
 @post("/gaps/refresh", sync_to_thread=True, dependencies={"fields": Provide(posted)})
 def gap_refresh(state: State, staff: StaffDep, fields: Form) -> Redirect:
     """Recompute the gaps now."""
     gaps.refresh_gaps(state["db"], state["settings"], state["desk"])
-    return Redirect("/admin/gaps", status_code=303)
+    return Redirect(state["settings"].urls.gaps(), status_code=303)
 
 
-def _gap_page(state: State, staff: Staff, gap_id: int, error: str = "", status: int = 200) -> Template:
+def _gap_page(state: State, staff: Staff, gap_id: int, error: str = "", status_code: int = 200) -> Template:
     db = state["db"]
     gap = board.get_gap(db, gap_id)
-    return _page("gap", staff, status, gap=gap.as_dict(), error=error, kinds=gaps.KINDS, statuses=gaps.STATUSES,
-                 examples=[{**m.__dict__, "when": board.iso(m.ts)} for m in board.examples(db, gap_id)])
+    return _page("gap", staff, status_code=status_code, gap=gap.as_dict(), error=error, kinds=gaps.KINDS,
+                 statuses=gaps.STATUSES, half_life=gaps.HALF_LIFE_DAYS, replay_top=board.REPLAY_TOP,
+                 examples=[{**m.__dict__, "when": iso(m.ts)} for m in board.examples(db, gap_id)])
 
 
 @get("/gaps/{gap_id:int}", sync_to_thread=True)
@@ -200,7 +201,7 @@ def gap_action(
         actions[action]()
     except (ValidationError, ReplayRequiredError) as exc:
         return _gap_page(state, staff, gap_id, exc.message, exc.status_code)
-    return Redirect(f"/admin/gaps/{gap_id}", status_code=303)
+    return Redirect(state["settings"].urls.gap(gap_id), status_code=303)
 
 
 @get("/gaps/{gap_id:int}/trend.svg", sync_to_thread=True)
@@ -244,8 +245,8 @@ def _stats(state: State, since: str | None, until: str | None) -> stats.Stats:
 def dashboard(state: State, owner: StaffDep, since: Query = None, until: Query = None) -> Template:
     """Deflection figures with their definitions, charts and tables for a date range."""
     result = _stats(state, since, until)
-    query = f"since={result.period.start}&until={result.period.end}"
-    return _page("dashboard", owner, s=result.as_dict(), query=query, tables=list(stats.tables(result)),
+    period = {"since": result.period.start.isoformat(), "until": result.period.end.isoformat()}
+    return _page("dashboard", owner, s=result.as_dict(), period=period, tables=list(stats.tables(result)),
                  labels=stats.LABELS)
 
 
@@ -282,7 +283,7 @@ def api_stats(state: State, owner: StaffDep, since: Query = None, until: Query =
 def api_gaps(state: State, staff: StaffDep, locale: Query = None, status: Query = None) -> Response:
     """The gap board as JSON, ranked by impact."""
     items = board.list_gaps(state["db"], locale=locale or None, status=status or None)
-    body = {"refreshed": board.iso(gaps.last_refresh(state["db"])), "gaps": [g.as_dict() for g in items]}
+    body = {"refreshed": iso(gaps.last_refresh(state["db"])), "gaps": [g.as_dict() for g in items]}
     return Response(body, headers={"Cache-Control": "no-store"})
 
 
@@ -290,7 +291,7 @@ _DEPS = {"staff": Provide(any_staff, sync_to_thread=True), "owner": Provide(owne
 PAGES = [login_form, login, logout, home, gap_board, gap_refresh, gap_detail, gap_action, gap_trend, gaps_csv,
          dashboard, dashboard_csv, chart]
 ROUTES = [
-    Router(path="/admin", include_in_schema=False, route_handlers=PAGES, dependencies=_DEPS, before_request=start_scheduler,
+    Router(path="/admin", include_in_schema=False, route_handlers=PAGES, dependencies=_DEPS,
            exception_handlers={AuthError: to_login}),
     Router(path="/api/v1/admin", route_handlers=[api_stats, api_gaps], dependencies=_DEPS),
 ]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
-from typing import AsyncIterator, Callable
+from typing import AsyncIterator, Callable, cast
 
 from anyio import to_thread
 from litestar import Litestar, Request, Response
@@ -16,13 +16,15 @@ from litestar.datastructures import State
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.openapi import OpenAPIConfig
 from litestar.template.config import TemplateConfig
-from litestar.types import ASGIApp, Receive, Scope, Send
+from litestar.types import ASGIApp, HTTPScope, Receive, Scope, Send
 
 from kb.serving.desk import Desk
+from kb.logs import ProgressLog
 from kb.errors import IndexUnavailableError, KbError, RateLimitedError, ValidationError
 from kb.settings import Settings
-from kb.storage.database import Database
-from kb.web import routes
+from kb.storage.database import COMMENT_CHARS, Database
+from kb.tickets.intake import FIELD_CHARS
+from kb.web import background, routes
 from kb.web.limits import RateLimiter
 from kb.web.pages import error_page
 
@@ -52,28 +54,32 @@ def build_services(settings: Settings, embedder=None) -> State:
     except IndexUnavailableError as exc:
         if not settings.articles.is_dir():
             raise
-        log.warning("%s; indexing %s now", exc, settings.articles)
-        summary = index_directory(settings, embedder)
+        log.info("%s: indexing the articles in %s now (once; later starts take seconds)", exc, settings.articles)
+        progress = ProgressLog(log, "texts embedded")
+        summary = index_directory(settings, embedder, on_total=progress.start, progress=progress.advance)
         for error in summary.skipped:
             log.warning("skipped %s", error.message)
+        log.info("indexed %d articles (%d passages) in %.1f s, %d files skipped", summary.articles,
+                 summary.passages, summary.seconds, len(summary.skipped))
         desk.load()
     return State({"settings": settings, "db": db, "desk": desk, "limiter": RateLimiter()})
 
 
-def _lifespan(settings: Settings, services: State | None, extra_startup: list[Callable]):
+def _lifespan(settings: Settings, services: State | None, run_background: bool) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        state = services or await to_thread.run_sync(build_services, settings)
+        state = services if services is not None else await to_thread.run_sync(build_services, settings)
         for key, value in state.dict().items():
             app.state[key] = value
-        for hook in extra_startup:
-            await hook(app)
-        poller = asyncio.create_task(_poll_index(app.state["desk"], settings.index_poll_seconds))
+        tasks = [asyncio.create_task(_poll_index(app.state["desk"], settings.index_poll_seconds))]
+        log.info("kb is ready: %d articles; help center at %s", len(app.state["desk"].library.articles),
+                 settings.base_url or f"http://{settings.host}:{settings.port}/")
+        if run_background:
+            tasks += background.start(app)
         try:
             yield
         finally:
-            poller.cancel()
-            for task in app.state.get("background_tasks", []):
+            for task in tasks:
                 task.cancel()
 
     return lifespan
@@ -179,7 +185,7 @@ def api_guard(allowed: tuple[str, ...]) -> Callable[[ASGIApp], ASGIApp]:
                     await response.to_asgi_response(None, None)(scope, receive, send)  # type: ignore[arg-type]
                     return
                 ctype = headers.get(b"content-type", b"").decode().split(";")[0].strip().lower()
-                if scope["method"] in ("POST", "PUT", "PATCH") and ctype != "application/json":
+                if cast("HTTPScope", scope)["method"] in ("POST", "PUT", "PATCH") and ctype != "application/json":
                     response = problem(415, "Unsupported media type", "Send the body as application/json.")
                     await response.to_asgi_response(None, None)(scope, receive, send)  # type: ignore[arg-type]
                     return
@@ -190,18 +196,21 @@ def api_guard(allowed: tuple[str, ...]) -> Callable[[ASGIApp], ASGIApp]:
     return factory
 
 
-def _default_startup() -> list[Callable]:
-    from kb.tickets.outbox import start_outbox  # lazily: the outbox delivers stored tickets in the background
-
-    return [start_outbox]
+def _template_globals(engine: JinjaTemplateEngine, settings: Settings) -> None:
+    """What every template may use: `urls` builds every link (kb/urls.py)."""
+    engine.engine.globals["urls"] = settings.urls
+    engine.engine.globals["limits"] = {"query": settings.max_query_chars, "comment": COMMENT_CHARS, **FIELD_CHARS}
 
 
 def create_app(
     settings: Settings,
     services: State | None = None,
-    extra_startup: list[Callable] | None = None,
+    background_work: bool = True,
 ) -> Litestar:
-    """The whole app; pass prebuilt services (tests) or let the lifespan build them."""
+    """The whole app; pass prebuilt services (tests) or let the lifespan build them.
+
+    `background_work` runs ticket delivery and the gap refresh from the lifespan (kb/web/background.py).
+    """
     cors = CORSConfig(
         allow_origins=list(settings.cors_origins) or [],
         allow_methods=["GET", "POST", "OPTIONS"],
@@ -211,14 +220,16 @@ def create_app(
     handlers = list(routes.handlers())
     return Litestar(
         route_handlers=handlers,
-        lifespan=[_lifespan(settings, services, extra_startup if extra_startup is not None else _default_startup())],
+        lifespan=[_lifespan(settings, services, background_work)],
         exception_handlers={Exception: handle_error},
         cors_config=cors,
         middleware=[security_headers, api_guard(settings.cors_origins)],
-        template_config=TemplateConfig(directory=HERE / "templates", engine=JinjaTemplateEngine),
+        template_config=TemplateConfig(directory=HERE / "templates", engine=JinjaTemplateEngine,
+                                       engine_callback=lambda engine: _template_globals(engine, settings)),
         openapi_config=OpenAPIConfig(title="kb help center API", version="1.0.0", path="/schema"),
         state=State({"settings": settings}),
         request_max_body_size=256 * 1024,
+        logging_config=None,  # kb.logs configures logging once for the whole process
         debug=False,
     )
 

@@ -1,0 +1,43 @@
+"""The server's own schedule: the gap board is refreshed from the lifespan, with no page opened."""
+
+from __future__ import annotations
+
+import time
+
+from litestar.testing import TestClient
+
+
+def test_gap_refresh_runs_without_any_admin_request(settings, embedder):
+    from kb.insight import gaps
+    from kb.web.app import build_services, create_app
+
+    settings = settings.replace(gap_refresh_minutes=15)
+    services = build_services(settings, embedder=embedder)
+    db = services["db"]
+    with db.write() as conn:
+        for i, text in enumerate(["the coffee machine is broken", "coffee machine not working",
+                                  "who repairs the coffee maker", "coffee machine on floor 3 leaks"]):
+            conn.execute("INSERT INTO requests (id, ts, kind, session, query, locale, answered, top_confidence,"
+                         " fallback, results, source) VALUES (?,?,?,?,?,?,0,0.1,0,'[]','api')",
+                         (f"r_bg{i}", time.time() - 60 + i, "suggest", f"s{i}", text, "en"))
+    assert gaps.last_refresh(db) is None
+    with TestClient(create_app(settings, services=services)):
+        deadline = time.time() + 120
+        while gaps.last_refresh(db) is None and time.time() < deadline:
+            time.sleep(0.2)
+        assert gaps.last_refresh(db) is not None, "no refresh within 120 s of start"
+        labels = [r["label"] for r in db.query("SELECT label FROM gaps WHERE active = 1")]
+        assert any("coffee" in label for label in labels), labels
+    db.close()
+
+
+def test_no_refresh_when_the_setting_is_zero(settings, embedder):
+    from kb.insight import gaps
+    from kb.web.app import build_services, create_app
+
+    services = build_services(settings.replace(gap_refresh_minutes=0), embedder=embedder)
+    with TestClient(create_app(settings.replace(gap_refresh_minutes=0), services=services)) as client:
+        assert client.get("/api/v1/healthz").status_code == 200
+        time.sleep(1.0)
+        assert gaps.last_refresh(services["db"]) is None
+    services["db"].close()
