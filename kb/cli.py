@@ -3,33 +3,113 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 import click
 
+from search.dense import KINDS as DENSE_KINDS
+from search.embed import BACKENDS
+
+from kb import logs
 from kb.errors import KbError
 from kb.settings import Settings
+from kb.insight.gaps import STATUSES as GAP_STATUSES
+from kb.staff.auth import ROLES
+from kb.tickets.intake import STATUSES as TICKET_STATUSES
+
+if TYPE_CHECKING:
+    from kb.serving.desk import Desk
+    from kb.storage.database import Database
+
+F = TypeVar("F", bound=Callable[..., Any])
+# C0/C1 controls and bidi overrides: escaped in everything printed, so text people typed (a query,
+# a ticket subject) can never move the cursor, retitle the terminal or hide what follows.
+_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
-def _settings(ctx: click.Context, **overrides) -> Settings:
-    try:
-        return Settings.load(**overrides)
-    except KbError as exc:
-        raise click.ClickException(exc.message) from exc
+def plain(text: object, one_line: bool = False) -> str:
+    """Text safe for a terminal: control characters shown as escapes (newlines too if one_line)."""
+    out = _UNPRINTABLE.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}",
+                           str(text))
+    return out.replace("\n", "\\n") if one_line else out
 
 
-def data_option(f):
-    return click.option("--data", type=click.Path(path_type=Path), help="Data directory (default: KB_DATA or ./data).")(f)
+def echo(text: object = "", **style: Any) -> None:
+    """Print text made safe by `plain` (with click's styling keywords)."""
+    click.secho(plain(text), **style)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def echo_json(data: Any) -> None:
+    """Print JSON; characters JSON leaves raw (C1 controls, bidi overrides) as \\u escapes."""
+    text = json.dumps(data, ensure_ascii=False, indent=2)
+    click.echo(_UNPRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text))
+
+
+def message(exc: KbError) -> str:
+    """One line for a kb error, with each invalid field on its own line."""
+    errors = getattr(exc, "errors", None) or []
+    return exc.message + "".join(f"\n  {e['key']}: {e['message']}" for e in errors)
+
+
+class KbGroup(click.Group):
+    """The root command: every kb error becomes a one-line message and exit code 1, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KbError as exc:
+            raise click.ClickException(plain(message(exc))) from exc
+
+
+def _remember_data(ctx: click.Context, param: click.Parameter, value: Path | None) -> None:
+    if value is not None:  # a later --data (after the subcommand) overrides an earlier one
+        ctx.find_root().ensure_object(dict)["data"] = value
+
+
+def data_option(f: F) -> F:
+    """--data, accepted before or after any subcommand (`kb --data D gaps link ...` or `kb gaps link ... --data D`)."""
+    return click.option("--data", type=click.Path(path_type=Path, file_okay=False), expose_value=False,
+                        callback=_remember_data, help="Data directory (default: KB_DATA or ./data).")(f)
+
+
+def _settings(ctx: click.Context, **overrides: Any) -> Settings:
+    data = ctx.find_root().ensure_object(dict).get("data")
+    return Settings.load(data=data, **overrides)
+
+
+def _database(settings: Settings, create: bool = False) -> Database:
+    """The data directory's database; read-only commands pass create=False and refuse a missing one."""
+    from kb.storage.database import open_database
+
+    return open_database(settings, create=create)
+
+
+def _desk(settings: Settings) -> Desk:
+    from kb.content.indexer import make_embedder
+    from kb.serving.desk import Desk
+
+    desk = Desk(settings, make_embedder(settings), db=None)
+    desk.load()
+    return desk
+
+
+@click.group(cls=KbGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="kb")
-def main() -> None:
+@data_option
+@click.option("--verbose", "-v", is_flag=True, help="Also show other libraries' warnings (as KB_LOG_LEVEL=debug does).")
+def main(verbose: bool) -> None:
     """kb: a self-hosted knowledge base that answers requests before they become tickets.
 
     Typical use: `kb index` to index articles/, then `kb serve` to run the help center.
     """
+    try:
+        level = Settings.load().log_level
+    except KbError:
+        level = "info"  # a bad setting is reported by the command that loads it
+    logs.configure(level, verbose)
 
 
 @main.command()
@@ -37,18 +117,18 @@ def main() -> None:
 @data_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.pass_context
-def index(ctx: click.Context, articles: Path | None, data: Path | None, quiet: bool) -> None:
+def index(ctx: click.Context, articles: Path | None, quiet: bool) -> None:
     """Index the Markdown articles (only new or changed ones are re-embedded)."""
     from kb.content.indexer import index_directory, make_embedder
 
-    settings = _settings(ctx, articles=articles, data=data)
+    settings = _settings(ctx, articles=articles)
     embedder = make_embedder(settings)
     bar = None
 
     def on_total(total: int) -> None:
         nonlocal bar
         if not quiet and total:
-            bar = click.progressbar(length=total, label="Embedding passages", file=sys.stderr)
+            bar = click.progressbar(length=total, label="Embedding texts", file=sys.stderr)
             bar.__enter__()
 
     def progress(n: int) -> None:
@@ -57,14 +137,12 @@ def index(ctx: click.Context, articles: Path | None, data: Path | None, quiet: b
 
     try:
         summary = index_directory(settings, embedder, progress=progress, on_total=on_total)
-    except KbError as exc:
-        raise click.ClickException(exc.message) from exc
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
     for error in summary.skipped:
-        click.secho(f"skipped {error.message}", fg="yellow", err=True)
-    click.echo(
+        echo(f"skipped {error.message}", fg="yellow", err=True)
+    echo(
         f"Indexed {summary.articles} articles ({summary.passages} passages) in {summary.seconds:.1f}s: "
         f"{summary.embedded_articles} embedded, {summary.articles - summary.embedded_articles} unchanged, "
         f"{summary.removed_articles} removed, {summary.drafts} drafts not served, "
@@ -79,33 +157,24 @@ def index(ctx: click.Context, articles: Path | None, data: Path | None, quiet: b
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @data_option
 @click.pass_context
-def search(ctx: click.Context, query: str, locale: str | None, limit: int, as_json: bool, data: Path | None) -> None:
+def search(ctx: click.Context, query: str, locale: str | None, limit: int, as_json: bool) -> None:
     """Search the index: ranked articles with the answering passage and a confidence."""
-    from kb.serving.desk import Desk
-    from kb.content.indexer import make_embedder
-
-    settings = _settings(ctx, data=data)
-    desk = Desk(settings, make_embedder(settings), db=None)
-    try:
-        desk.load()
-        answer = desk.suggest(query, limit=limit, locale=locale, record=False)
-    except KbError as exc:
-        raise click.ClickException(exc.message) from exc
+    answer = _desk(_settings(ctx)).suggest(query, limit=limit, locale=locale, record=False)
     if as_json:
         from dataclasses import asdict
 
-        click.echo(json.dumps(asdict(answer), ensure_ascii=False, indent=2))
+        echo_json(asdict(answer))
         return
     if not answer.answered:
-        click.secho("No article answers this confidently: a ticket is the right next step.", fg="yellow")
+        echo("No article answers this confidently: a ticket is the right next step.", fg="yellow")
         if answer.items:
-            click.echo("Closest matches:")
+            echo("Closest matches:")
     if answer.fallback:
-        click.echo(f"(no confident answer in {answer.locale}; showing other languages)")
+        echo(f"(no confident answer in {answer.locale}; showing other languages)")
     for n, item in enumerate(answer.items, 1):
-        click.secho(f"{n}. {item.title}  [{item.confidence:.2f}]", bold=True)
-        click.echo(f"   {item.url}  ({item.section})")
-        click.echo("   " + item.passage.replace("\n", "\n   "))
+        echo(f"{n}. {item.title}  [{item.confidence:.2f}]", bold=True)
+        echo(f"   {item.url}  ({item.section})")
+        echo("   " + item.passage.replace("\n", "\n   "))
 
 
 @main.command()
@@ -115,94 +184,65 @@ def search(ctx: click.Context, query: str, locale: str | None, limit: int, as_js
 @click.option("--articles", type=click.Path(path_type=Path), help="Articles directory indexed when no index exists yet.")
 @click.option("--workers", type=int, help="Worker processes.")
 @click.pass_context
-def serve(ctx: click.Context, host: str | None, port: int | None, data: Path | None,
-          articles: Path | None, workers: int | None) -> None:
+def serve(ctx: click.Context, host: str | None, port: int | None, articles: Path | None, workers: int | None) -> None:
     """Run the help center, widget and API (indexes the articles first if there is no index)."""
     from kb.web.server import run
 
-    settings = _settings(ctx, host=host, port=port, data=data, articles=articles, workers=workers)
-    try:
-        run(settings)
-    except KbError as exc:
-        raise click.ClickException(exc.message) from exc
+    run(_settings(ctx, host=host, port=port, articles=articles, workers=workers))
 
 
 @main.group(invoke_without_command=True)
-@click.option("--status", type=click.Choice(["pending", "delivered", "failed", "stored"]), help="Only tickets in this delivery state.")
+@click.option("--status", type=click.Choice(TICKET_STATUSES), help="Only tickets in this delivery state.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--limit", default=200, show_default=True, help="Newest tickets to show.")
 @data_option
 @click.pass_context
-def tickets(ctx: click.Context, status: str | None, as_json: bool, limit: int, data: Path | None) -> None:
+def tickets(ctx: click.Context, status: str | None, as_json: bool, limit: int) -> None:
     """List tickets with their delivery state per sink (webhook, email)."""
-    ctx.ensure_object(dict)["data"] = data
     if ctx.invoked_subcommand is not None:
         return
-    from kb.storage.database import Database
     from kb.tickets.intake import list_tickets
 
-    settings = _settings(ctx, data=data)
-    rows = list_tickets(Database(settings.db_path), status=status, limit=limit)
+    rows = list_tickets(_database(_settings(ctx)), status=status, limit=limit)
     if as_json:
-        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        echo_json(rows)
         return
     if not rows:
-        click.echo("No tickets.")
+        echo("No tickets.")
     for t in rows:
-        click.secho(f"{t['id']}  {t['created']}  {t['status']:<9}  {t['subject'][:60]}", bold=True)
+        echo(f"{t['id']}  {t['created']}  {t['status']:<9}  {plain(t['subject'][:60], one_line=True)}", bold=True)
         for d in t["deliveries"]:
             error = f"  last error: {d['last_error'][:100]}" if d["last_error"] and d["status"] != "delivered" else ""
-            click.echo(f"    {d['sink']:<8} {d['status']:<9} attempts {d['attempts']}{error}")
+            echo(f"    {d['sink']:<8} {d['status']:<9} attempts {d['attempts']}{plain(error, one_line=True)}")
 
 
 @tickets.command("retry")
 @click.argument("ids", nargs=-1)
 @data_option
 @click.pass_context
-def tickets_retry(ctx: click.Context, ids: tuple[str, ...], data: Path | None) -> None:
+def tickets_retry(ctx: click.Context, ids: tuple[str, ...]) -> None:
     """Make failed deliveries (or those of the given ticket or outbox IDs) pending and deliver now."""
     from kb.tickets.outbox import deliver_all, retry
-    from kb.storage.database import Database
 
-    settings = _settings(ctx, data=data or ctx.obj.get("data"))
-    db = Database(settings.db_path)
-    try:
-        reset = retry(db, list(ids) or None)
-        counts = deliver_all(db, settings)
-    except KbError as exc:
-        raise click.ClickException(exc.message) from exc
-    click.echo(f"{reset} deliveries reset; delivered {counts['delivered']}, will retry {counts['retrying']},"
-               f" failed {counts['failed']}, left for later {counts['released']}.")
+    settings = _settings(ctx)
+    db = _database(settings)
+    reset = retry(db, list(ids) or None)
+    counts = deliver_all(db, settings)
+    echo(f"{reset} deliveries reset; delivered {counts['delivered']}, will retry {counts['retrying']},"
+         f" failed {counts['failed']}, left for later {counts['released']}.")
 
 
-# -- staff, gaps and stats (kb/auth.py, kb/gaps.py, kb/board.py, kb/stats.py) ----------------
-
-
-def _db(settings: Settings):
-    from kb.storage.database import Database
-
-    return Database(settings.db_path)
-
-
-def _desk(settings: Settings):
-    from kb.serving.desk import Desk
-    from kb.content.indexer import make_embedder
-
-    desk = Desk(settings, make_embedder(settings), db=None)
-    try:
-        desk.load()
-    except KbError as exc:
-        raise click.ClickException(exc.message) from exc
-    return desk
+# -- staff, gaps and stats --------------------------------------------------------------------
 
 
 def _password(password_stdin: bool) -> str:
     if password_stdin:
         return sys.stdin.readline().rstrip("\n")
-    return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
 
 
 @main.group()
+@data_option
 def user() -> None:
     """Manage staff accounts (writers and owners).
 
@@ -212,19 +252,16 @@ def user() -> None:
 
 @user.command("add")
 @click.argument("email")
-@click.option("--role", type=click.Choice(["writer", "owner"]), required=True, help="writer or owner.")
+@click.option("--role", type=click.Choice(ROLES), required=True, help="writer or owner.")
 @click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
 @data_option
 @click.pass_context
-def user_add(ctx: click.Context, email: str, role: str, password_stdin: bool, data: Path | None) -> None:
+def user_add(ctx: click.Context, email: str, role: str, password_stdin: bool) -> None:
     """Create a staff user (argon2id password hash)."""
     from kb.staff.auth import add_user
 
-    try:
-        add_user(_db(_settings(ctx, data=data)), email, role, _password(password_stdin))
-    except KbError as exc:
-        raise click.ClickException(_message(exc)) from exc
-    click.echo(f"Added {role} {email.strip().lower()}.")
+    add_user(_database(_settings(ctx), create=True), email, role, _password(password_stdin))
+    echo(f"Added {role} {email.strip().lower()}.")
 
 
 @user.command("passwd")
@@ -232,92 +269,84 @@ def user_add(ctx: click.Context, email: str, role: str, password_stdin: bool, da
 @click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
 @data_option
 @click.pass_context
-def user_passwd(ctx: click.Context, email: str, password_stdin: bool, data: Path | None) -> None:
+def user_passwd(ctx: click.Context, email: str, password_stdin: bool) -> None:
     """Change a staff user's password."""
     from kb.staff.auth import set_password
 
-    try:
-        set_password(_db(_settings(ctx, data=data)), email, _password(password_stdin))
-    except KbError as exc:
-        raise click.ClickException(_message(exc)) from exc
-    click.echo(f"Password changed for {email.strip().lower()}.")
-
-
-def _message(exc: KbError) -> str:
-    errors = getattr(exc, "errors", None)
-    return exc.message + ("".join(f"\n  {e['key']}: {e['message']}" for e in errors) if errors else "")
+    set_password(_database(_settings(ctx)), email, _password(password_stdin))
+    echo(f"Password changed for {email.strip().lower()}.")
 
 
 @main.group(invoke_without_command=True)
 @click.option("--refresh", is_flag=True, help="Recompute the gaps from the misses first.")
 @click.option("--locale", help="Only gaps of this locale.")
-@click.option("--status", type=click.Choice(["open", "planned", "resolved", "dismissed"]), help="Only gaps with this status.")
+@click.option("--status", type=click.Choice(GAP_STATUSES), help="Only gaps with this status.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (as /api/v1/admin/gaps).")
 @data_option
 @click.pass_context
-def gaps(ctx: click.Context, refresh: bool, locale: str | None, status: str | None, as_json: bool, data: Path | None) -> None:
+def gaps(ctx: click.Context, refresh: bool, locale: str | None, status: str | None, as_json: bool) -> None:
     """List content gaps, ranked by impact.
 
     What people asked that the KB did not answer, grouped by meaning (as /admin/gaps).
     """
-    ctx.obj = {"data": data}
     if ctx.invoked_subcommand:
         return
+    from kb.clock import iso
     from kb.insight import board
     from kb.insight.gaps import last_refresh, refresh_gaps
 
-    settings = _settings(ctx, data=data)
-    db = _db(settings)
+    settings = _settings(ctx)
+    db = _database(settings)
     if refresh:
         summary = refresh_gaps(db, settings, _desk(settings))
-        click.echo(f"Clustered {summary['misses']} misses into {summary['gaps']} gaps in {summary['seconds']}s.", err=True)
+        echo(f"Clustered {summary['misses']} misses into {summary['gaps']} gaps in {summary['seconds']}s.", err=True)
     items = board.list_gaps(db, locale=locale, status=status)
     if as_json:
-        click.echo(json.dumps({"refreshed": board.iso(last_refresh(db)), "gaps": [g.as_dict() for g in items]},
-                              ensure_ascii=False, indent=2))
+        echo_json({"refreshed": iso(last_refresh(db)), "gaps": [g.as_dict() for g in items]})
         return
     for g in items:
-        d = g.as_dict()
-        replay = f"  replay {g.replay_before} -> {g.replay_after}/{g.replay_total}" if g.replay_after is not None else ""
-        click.secho(f"#{g.id} [{g.status}] {g.label}", bold=True)
-        click.echo(f"   impact {g.impact:.2f}, {g.size} misses, {g.sessions} sessions, {g.locale}, "
-                   f"{(d['first_seen'] or '')[:10]}..{(d['last_seen'] or '')[:10]}; terms: {', '.join(g.key_terms)}")
-        fix = f"improve {g.closest_slug}" if g.fix == "improve" else "write a new article"
-        click.echo(f"   closest {g.closest_slug or '-'} ({g.closest_confidence:.2f}): {fix}"
-                   + (f"; linked {g.linked_slug}" if g.linked_slug else "") + replay)
+        echo(f"#{g.id} [{g.status}] {plain(g.label, one_line=True)}", bold=True)
+        echo(_gap_lines(g))
     if not items:
-        click.echo("No gaps." + ("" if refresh else " (Run `kb gaps --refresh` to recompute.)"))
+        echo("No gaps." + ("" if refresh else " (Run `kb gaps --refresh` to recompute.)"))
+
+
+def _gap_lines(g: Any) -> str:
+    d = g.as_dict()
+    replay = f"  replay {g.replay_before} -> {g.replay_after}/{g.replay_total}" if g.replay_after is not None else ""
+    fix = f"improve {g.closest_slug}" if g.fix == "improve" else "write a new article"
+    terms = plain(", ".join(g.key_terms), one_line=True)
+    return (f"   impact {g.impact:.2f}, {g.size} misses, {g.sessions} sessions, {g.locale}, "
+            f"{(d['first_seen'] or '')[:10]}..{(d['last_seen'] or '')[:10]}; terms: {terms}\n"
+            f"   closest {g.closest_slug or '-'} ({g.closest_confidence:.2f}): {fix}"
+            + (f"; linked {g.linked_slug}" if g.linked_slug else "") + replay)
 
 
 @gaps.command("link")
 @click.argument("gap_id", type=int)
 @click.argument("slug")
+@data_option
 @click.pass_context
 def gaps_link(ctx: click.Context, gap_id: int, slug: str) -> None:
     """Link a gap to an article (records "before")."""
     from kb.insight.board import link_gap
 
-    settings = _settings(ctx, data=ctx.obj["data"])
-    try:
-        gap = link_gap(_db(settings), _desk(settings), gap_id, slug)
-    except KbError as exc:
-        raise click.ClickException(_message(exc)) from exc
-    click.echo(f"Gap #{gap.id} linked to {gap.linked_slug}: {gap.replay_before}/{gap.replay_total} answered now.")
+    settings = _settings(ctx)
+    gap = link_gap(_database(settings), _desk(settings), gap_id, slug)
+    echo(f"Gap #{gap.id} linked to {gap.linked_slug}: {gap.replay_before}/{gap.replay_total} answered now.")
 
 
 @gaps.command("replay")
 @click.argument("gap_id", type=int)
+@data_option
 @click.pass_context
 def gaps_replay(ctx: click.Context, gap_id: int) -> None:
     """Replay a gap against the current index."""
     from kb.insight.board import replay_gap
 
-    settings = _settings(ctx, data=ctx.obj["data"])
-    try:
-        gap = replay_gap(_db(settings), _desk(settings), gap_id)
-    except KbError as exc:
-        raise click.ClickException(_message(exc)) from exc
-    click.echo(f"Gap #{gap.id} ({gap.linked_slug}): {gap.replay_before} -> {gap.replay_after} of {gap.replay_total} answered.")
+    settings = _settings(ctx)
+    gap = replay_gap(_database(settings), _desk(settings), gap_id)
+    echo(f"Gap #{gap.id} ({gap.linked_slug}): {gap.replay_before} -> {gap.replay_after} of {gap.replay_total} answered.")
 
 
 @main.command()
@@ -326,7 +355,7 @@ def gaps_replay(ctx: click.Context, gap_id: int) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (as /api/v1/admin/stats).")
 @data_option
 @click.pass_context
-def stats(ctx: click.Context, since: str | None, until: str | None, as_json: bool, data: Path | None) -> None:
+def stats(ctx: click.Context, since: str | None, until: str | None, as_json: bool) -> None:
     """Print the deflection figures for a date range.
 
     The same figures and definitions as /admin/dashboard and /api/v1/admin/stats.
@@ -335,25 +364,22 @@ def stats(ctx: click.Context, since: str | None, until: str | None, as_json: boo
 
     from kb.insight import stats as metrics
 
-    settings = _settings(ctx, data=data)
-    try:
-        result = metrics.compute(_db(settings), settings, metrics.period(since, until), time.time())
-    except KbError as exc:
-        raise click.ClickException(_message(exc)) from exc
+    settings = _settings(ctx)
+    result = metrics.compute(_database(settings), settings, metrics.period(since, until), time.time())
     out = result.as_dict()
     if as_json:
-        click.echo(json.dumps(out, ensure_ascii=False, indent=2))
+        echo_json(out)
         return
-    click.secho(f"{out['since']} .. {out['until']} (UTC, inclusive)", bold=True)
+    echo(f"{out['since']} .. {out['until']} (UTC, inclusive)", bold=True)
     for key, label in metrics.LABELS.items():
-        click.echo(f"{label:>24}: {out['display'][key]}")
-        click.secho(f"{'':>26}{out['definitions'][key]}", dim=True)
-    click.secho("Top requests", bold=True)
+        echo(f"{label:>24}: {out['display'][key]}")
+        echo(f"{'':>26}{out['definitions'][key]}", dim=True)
+    echo("Top requests", bold=True)
     for r in out["top_requests"][:10]:
-        click.echo(f"  {r['count']:>5}  {r['answered_share'] * 100:>3.0f}% answered  {r['request']}")
+        echo(f"  {r['count']:>5}  {r['answered_share'] * 100:>3.0f}% answered  {plain(r['request'], one_line=True)}")
 
 
-# -- answer quality (issue 6): thin wrappers over kb.measure.eval and kb.measure.calibrate ----------------------
+# -- answer quality: thin wrappers over kb.measure.eval and kb.measure.calibrate ------------------
 
 
 @main.command("eval")
@@ -384,12 +410,12 @@ def eval_command(ctx: click.Context, datasets: tuple[Path, ...], split: str, jso
 @click.option("--apply/--no-apply", default=True, show_default=True, help="Re-index the KB with the fitted calibration.")
 @data_option
 @click.pass_context
-def calibrate(ctx: click.Context, datasets: tuple[Path, ...], out: Path | None, apply: bool, data: Path | None) -> None:
+def calibrate(ctx: click.Context, datasets: tuple[Path, ...], out: Path | None, apply: bool) -> None:
     """Fit fusion weights, the answer confidence and the no-answer threshold on dev splits."""
     from kb.measure import calibrate as cal_lib
     from kb.content.indexer import index_directory, make_embedder
 
-    settings = _settings(ctx, data=data)
+    settings = _settings(ctx)
     embedder = make_embedder(settings)
     fusion, cal, prepared, work = cal_lib.calibrate(datasets, embedder)
     with work:
@@ -399,10 +425,7 @@ def calibrate(ctx: click.Context, datasets: tuple[Path, ...], out: Path | None, 
     if out:
         cal_lib.write(out, fusion, cal)
     if apply:
-        try:
-            summary = index_directory(settings, embedder, calibration=cal, fusion=fusion)
-        except KbError as exc:
-            raise click.ClickException(exc.message) from exc
+        summary = index_directory(settings, embedder, calibration=cal, fusion=fusion)
         click.echo(f"calibration stored in {summary.path}/manifest.json")
 
 
@@ -411,10 +434,10 @@ def calibrate(ctx: click.Context, datasets: tuple[Path, ...], out: Path | None, 
 @click.option("--quick", is_flag=True, help="Tiny run for CI: 200 articles (unless --sizes) and few requests.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), help="Also write the full report as JSON.")
 @click.option("--model", help="Embedding model (default: KB_MODEL).")
-@click.option("--backend", type=click.Choice(["onnx", "torch", "onnx-int8"]), help="Encoder backend (default: KB_BACKEND).")
+@click.option("--backend", type=click.Choice(BACKENDS), help="Encoder backend (default: KB_BACKEND).")
 @click.option("--threads", type=int, help="Threads per encode call (default: KB_ENCODE_THREADS).")
 @click.option("--workers", default=1, show_default=True, help="Server worker processes.")
-@click.option("--dense", "dense_kind", type=click.Choice(["auto", "flat", "hnsw"]), default="auto", show_default=True, help="Dense index kind: exact flat, HNSW, or auto by size.")
+@click.option("--dense", "dense_kind", type=click.Choice(DENSE_KINDS), default="auto", show_default=True, help="Dense index kind: exact flat, HNSW, or auto by size.")
 @click.option("--requests", type=int, help="Requests per phase (default 400, quick 60).")
 @click.pass_context
 def bench(ctx: click.Context, sizes: str, quick: bool, json_out: Path | None, model: str | None, backend: str | None,

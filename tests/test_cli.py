@@ -128,3 +128,81 @@ def test_search_empty_query_is_a_clear_error(runner, indexed_dir):
 def test_bad_setting_is_a_clear_error(runner, tmp_path):
     result = runner.invoke(main, ["search", "vpn", "--data", str(tmp_path)], env={"KB_PORT": "eighty"})
     assert result.exit_code != 0 and "port" in result.output and "Traceback" not in result.output
+
+
+# -- one error path, --data anywhere, no stray databases, safe terminal output ------------------
+
+
+@pytest.mark.parametrize("args", [["stats"], ["tickets"], ["gaps"], ["tickets", "retry"], ["user", "passwd", "a@b.example",
+                                                                                            "--password-stdin"]])
+def test_read_only_commands_refuse_a_folder_without_a_database(runner, tmp_path, args):
+    wrong = tmp_path / "not-kb"
+    wrong.mkdir()
+    for argv in ([*args, "--data", str(wrong)], ["--data", str(wrong), *args]):
+        result = runner.invoke(main, argv, input="x" * 12 + "\n")
+        assert result.exit_code == 1, result.output
+        assert "No kb database in" in result.output and "Traceback" not in result.output
+        assert not (wrong / "kb.db").exists() and not (tmp_path / "data").exists()
+
+
+@pytest.fixture
+def served_dir(data_dir):
+    """A data directory with its index and a database, as a kb that has run leaves it."""
+    from kb.storage.database import Database
+
+    Database(data_dir / "kb.db").close()
+    return data_dir
+
+
+def test_data_works_before_or_after_the_subcommand(runner, served_dir):
+    data_dir = served_dir
+    for argv in (["--data", str(data_dir), "gaps", "--json"], ["gaps", "--json", "--data", str(data_dir)],
+                 ["gaps", "link", "999", "vpn-connect", "--data", str(data_dir)],
+                 ["--data", str(data_dir), "gaps", "link", "999", "vpn-connect"]):
+        result = runner.invoke(main, argv)
+        assert "No such option" not in result.output and "No kb database" not in result.output, (argv, result.output)
+        if argv[-1] == "vpn-connect" or "link" in argv:
+            assert result.exit_code == 1 and "No gap 999" in result.output, (argv, result.output)
+        else:
+            assert result.exit_code == 0 and json.loads(result.stdout)["gaps"] == [], result.output
+
+
+def test_a_later_data_option_wins(runner, served_dir, tmp_path):
+    data_dir = served_dir
+    result = runner.invoke(main, ["--data", str(tmp_path / "nowhere"), "stats", "--json", "--data", str(data_dir)])
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("command", ["eval", "calibrate"])
+def test_a_dataset_folder_without_its_files_is_one_line(runner, tmp_path, command):
+    folder = tmp_path / "not-a-dataset"
+    folder.mkdir()
+    result = runner.invoke(main, [command, "--dataset", str(folder), *(["--no-apply"] if command == "calibrate" else [])])
+    assert result.exit_code == 1, result.output
+    assert "needs articles.jsonl and queries.jsonl" in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_typed_text_cannot_drive_the_terminal(runner, data_dir):
+    from kb.storage.database import Database, record_request
+
+    hostile = "vpn \x1b]0;owned\x07\x1b[8m hidden \x9b31m \u202e"
+    db = Database(data_dir / "kb.db")
+    for i in range(3):
+        record_request(db, request_id=f"r_{i:016x}", kind="suggest", session=f"s{i}", query=hostile, locale="en",
+                       answered=False, top_confidence=0.1, fallback=False, results=[])
+    db.close()
+    for argv in (["stats", "--data", str(data_dir)], ["stats", "--json", "--data", str(data_dir)]):
+        result = runner.invoke(main, argv)
+        assert result.exit_code == 0, result.output
+        assert not any(c in result.output for c in "\x1b\x07\x9b\u202e"), repr(result.output[-400:])
+        assert "x1b]0;owned" in result.output or "u001b]0;owned" in result.output
+
+
+def test_plain_escapes_controls_and_keeps_text():
+    from kb.cli import plain
+
+    assert plain("забыл пароль\tok\n") == "забыл пароль\tok\n"
+    assert plain("a\nb", one_line=True) == "a\\nb"
+    assert plain("\x1b[2J\x00\x7f\x85") == "\\x1b[2J\\x00\\x7f\\x85"
+    assert plain("\u202eevil") == "\\u202eevil"

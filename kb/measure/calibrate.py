@@ -18,10 +18,13 @@ from search.learn import Group, fit_calibration, fit_fusion
 
 from kb.content.articles import Article, split_sections
 from kb.content.indexer import index_articles
+from kb.errors import KbError
 
 
-class DatasetError(Exception):
+class DatasetError(KbError):
     """The dataset directory is missing articles.jsonl or queries.jsonl"""
+
+    status_code = 400
 
 
 @dataclass

@@ -14,6 +14,7 @@ id (no fixation) and logout deletes the row. CSRF tokens are HMAC(secret, "csrf:
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import os
@@ -38,7 +39,12 @@ LOGIN_WINDOW = 15 * 60
 MIN_PASSWORD = 10
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 _hasher = PasswordHasher()  # argon2id, RFC 9106 low-memory profile
-_DUMMY = _hasher.hash("not a real password")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash to verify against for unknown emails, so they take as long as known ones (made once, lazily)."""
+    return _hasher.hash("not a real password")
 
 
 class LoginError(AuthError):
@@ -177,11 +183,11 @@ def authenticate(db: Database, settings: Settings, limiter, email: str, password
         limiter.check(key, settings.rate_login_per_15min, LOGIN_WINDOW)
     row = db.one("SELECT id, password_hash, disabled FROM users WHERE email = ?", (email,))
     try:
-        _hasher.verify(row["password_hash"] if row else _DUMMY, password)
+        _hasher.verify(row["password_hash"] if row else _dummy_hash(), password)
         ok = row is not None and not row["disabled"]
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         ok = False
-    if not ok:
+    if not ok or row is None:
         for key in keys:
             limiter.hit(key, settings.rate_login_per_15min, LOGIN_WINDOW)
         raise LoginError()

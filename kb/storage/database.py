@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterator, TypeVar
 import sqlite_utils
 
 from kb.errors import KbError
+from kb.settings import Settings
 
 T = TypeVar("T")
 
@@ -78,6 +79,7 @@ class Database:
         self._writer = self._connect()
         self._applied: set[Callable[[sqlite_utils.Database], None]] = set()
         self._deferred: list[tuple[str, Any]] = []
+        self._unsaved = 0  # deferred rows not committed yet, the queue and a batch being committed both
         self._flusher: threading.Timer | None = None
         self.migrate(_base_schema)
 
@@ -128,6 +130,7 @@ class Database:
             if self._closed:
                 raise StoreError("the database is closed")
             self._deferred.append((sql, params))
+            self._unsaved += 1
             if len(self._deferred) < DEFER_BATCH and self._flusher is None:
                 self._flusher = threading.Timer(DEFER_SECONDS, self._timed_flush)
                 self._flusher.daemon = True
@@ -136,8 +139,12 @@ class Database:
             self.flush()
 
     def flush(self) -> None:
-        """Commit the deferred writes now (one transaction)."""
-        if not self._deferred:
+        """Commit the deferred writes now (one transaction); return once none is uncommitted.
+
+        A batch another thread is committing counts too: returning while it is in flight would let
+        the caller read before its own write is visible.
+        """
+        if not self._unsaved:
             return
         with self.write():
             pass  # write() commits the queue before its own (empty) block
@@ -156,12 +163,15 @@ class Database:
         if self._flusher is not None:
             self._flusher.cancel()
             self._flusher = None
-        for sql, params in pending:
-            try:
-                self._writer.execute(sql, params)
-            except sqlite3.Error as exc:
-                log.warning("dropped a deferred write (%s): %s", exc, sql[:80])
-        self._writer.execute("COMMIT")
+        try:
+            for sql, params in pending:
+                try:
+                    self._writer.execute(sql, params)
+                except sqlite3.Error as exc:
+                    log.warning("dropped a deferred write (%s): %s", exc, sql[:80])
+            self._writer.execute("COMMIT")
+        finally:
+            self._unsaved -= len(pending)
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
@@ -209,6 +219,23 @@ class Database:
             conn.close()
 
 
+class NoDatabaseError(KbError):
+    """There is no kb database here yet."""
+
+    status_code = 404
+
+
+def open_database(settings: Settings, *, create: bool = True) -> Database:
+    """The database these settings name; with create=False a missing one is an error, never a new file
+    (a read-only command pointed at the wrong folder must not leave an empty kb.db behind)."""
+    if not create and not settings.db_path.exists():
+        raise NoDatabaseError(
+            f"No kb database in {settings.data} (kb.db is missing): point --data or KB_DATA at the data"
+            " directory of a kb that has run, or start `kb serve` there first."
+        )
+    return Database(settings.db_path)
+
+
 def _base_schema(db: sqlite_utils.Database) -> None:
     for table, (columns, options) in SCHEMA.items():
         db[table].create(columns, if_not_exists=True, **options)  # type: ignore[union-attr]
@@ -240,6 +267,9 @@ def record_event(db: Database, *, session: str, type: str, request_id: str = "",
         "INSERT INTO events (ts, session, type, request_id, slug, data) VALUES (?,?,?,?,?,?)",
         (ts or now(), session, type, request_id, slug, json.dumps(data or {}, ensure_ascii=False)),
     )
+
+
+COMMENT_CHARS = 2000  # the longest "Was this helpful?" comment (API, article page, widget)
 
 
 def record_feedback(db: Database, *, request_id: str, slug: str, helpful: bool, comment: str,
