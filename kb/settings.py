@@ -165,3 +165,12 @@ def _coerce(f: dataclasses.Field, value: Any) -> Any:
 def documented() -> list[tuple[str, str, Any]]:
     """(environment variable, help, default) for every setting: the README table is built from it."""
     return [("KB_" + f.name.upper(), f.metadata["help"], f.default) for f in fields(Settings)]
+
+
+def markdown_table() -> str:
+    """The settings as the Markdown table docs/configuration.md carries (tests/test_settings.py checks it)."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for env, help, default in documented():
+        shown = ",".join(default) if isinstance(default, tuple) else default
+        rows.append(f"| `{env}` | `{shown}` | {help} |")
+    return "\n".join(rows) + "\n"
