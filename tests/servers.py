@@ -1,10 +1,10 @@
 """Looking at kb from outside, as another process would: a real `kb serve` subprocess over HTTP,
-and its SQLite database through a fresh connection."""
+and its database through a fresh engine."""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
+from typing import Any
 
 from kb.measure.bench import free_port
 
@@ -57,11 +57,17 @@ def stop_server(proc) -> None:
         proc.wait()
 
 
-def committed(db_path: Path, sql: str, params=()) -> list[sqlite3.Row]:
-    """Read through a fresh connection: what is committed, not what a cached connection saw."""
-    conn = sqlite3.connect(db_path)
-    conn.row_factory = sqlite3.Row
+def committed(db: Path | str, sql: str, params: tuple | dict = ()) -> list[Any]:
+    """Read through a fresh engine (a SQLite path or any database URL): what is committed, not
+    what a cached connection saw. `sql` is plain SQL with the driver's parameter style."""
+    from sqlalchemy.engine import URL, make_url
+
+    from kb.storage.engine import make_engine
+
+    url = make_url(str(db)) if "://" in str(db) else URL.create("sqlite", database=str(db))
+    engine = make_engine(url)
     try:
-        return conn.execute(sql, params).fetchall()
+        with engine.connect() as conn:
+            return list(conn.exec_driver_sql(sql, params).mappings())
     finally:
-        conn.close()
+        engine.dispose()

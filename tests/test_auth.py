@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import stat
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,8 @@ from litestar.testing import TestClient
 from kb.staff import auth
 from kb.errors import RateLimitedError, ValidationError
 from kb.settings import Settings
-from kb.web.limits import RateLimiter
+from kb.storage.limits import RateLimiter
+from kb.storage.schema import rate_limits
 
 ARTICLES = Path(__file__).resolve().parents[1] / "articles"
 
@@ -48,7 +48,9 @@ def app_client(tmp_path_factory, indexed_dir, embedder):
 @pytest.fixture
 def client(app_client):
     app_client.cookies.clear()
-    app_client.app.state["limiter"] = RateLimiter()
+    db = app_client.app.state["db"]
+    db.execute(rate_limits.delete())  # every test starts with no failed logins counted
+    app_client.app.state["limiter"] = RateLimiter(db)
     return app_client
 
 
@@ -210,13 +212,14 @@ def test_login_rate_limit_per_account(tmp_path):
     db = Database(tmp_path / "kb.db")
     settings = Settings.load(environ={}, data=tmp_path, rate_login_per_15min=3)
     auth.add_user(db, "a@example.com", "writer", PASSWORD)
-    limiter = RateLimiter()
+    limiter = RateLimiter(db)
     for n in range(3):
         with pytest.raises(auth.LoginError):
             auth.authenticate(db, settings, limiter, "a@example.com", "nope nope nope", f"10.0.0.{n}")
     with pytest.raises(RateLimitedError):  # a fourth IP, same account
         auth.authenticate(db, settings, limiter, "A@example.com", PASSWORD, "10.0.0.99")
-    assert auth.authenticate(db, settings, RateLimiter(), "a@example.com", PASSWORD, "10.0.0.99") > 0
+    db.execute(rate_limits.delete())  # the window ends
+    assert auth.authenticate(db, settings, RateLimiter(db), "a@example.com", PASSWORD, "10.0.0.99") > 0
 
 
 def test_users_passwords_and_secret_key(tmp_path):
@@ -225,7 +228,7 @@ def test_users_passwords_and_secret_key(tmp_path):
     db = Database(tmp_path / "kb.db")
     settings = Settings.load(environ={}, data=tmp_path)
     uid = auth.add_user(db, " Someone@Example.com ", "owner", PASSWORD)
-    row = db.one("SELECT * FROM users WHERE id = ?", (uid,))
+    row = db.one("SELECT * FROM users WHERE id = :id", {"id": uid})
     assert row["email"] == "someone@example.com" and row["password_hash"].startswith("$argon2id$")
     with pytest.raises(auth.UserExistsError):
         auth.add_user(db, "someone@example.com", "writer", PASSWORD)
@@ -235,13 +238,13 @@ def test_users_passwords_and_secret_key(tmp_path):
     cookie = auth.start_session(db, settings, uid)
     auth.set_password(db, "someone@example.com", "another long password")
     assert auth.load_session(db, settings, cookie) is None  # a password change ends sessions
-    key_file = tmp_path / "secret.key"
-    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
-    assert auth.secret_key(settings) == key_file.read_text().strip().encode()
+    assert not (tmp_path / "secret.key").exists()  # the key is in the database, shared by every replica
+    key = auth.secret_key(db, settings)
+    assert len(key) >= 64 and auth.secret_key(Database(tmp_path / "kb.db"), settings) == key
     assert auth.unsign(b"k", auth.sign(b"k", "abc")) == "abc" and auth.unsign(b"other", auth.sign(b"k", "abc")) is None
     db.execute("UPDATE users SET disabled = 1")
     with pytest.raises(auth.LoginError):
-        auth.authenticate(db, settings, RateLimiter(), "someone@example.com", "another long password", "1.2.3.4")
+        auth.authenticate(db, settings, RateLimiter(db), "someone@example.com", "another long password", "1.2.3.4")
 
 
 def test_cli_user_add_and_passwd(tmp_path):
@@ -264,4 +267,4 @@ def test_cli_user_add_and_passwd(tmp_path):
     assert prompted.exit_code == 0, prompted.output
     db = Database(tmp_path / "kb.db")
     settings = Settings.load(environ={}, data=tmp_path)
-    assert auth.authenticate(db, settings, RateLimiter(), "new@example.com", "a new long password", "ip") > 0
+    assert auth.authenticate(db, settings, RateLimiter(db), "new@example.com", "a new long password", "ip") > 0

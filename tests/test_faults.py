@@ -12,7 +12,6 @@ import multiprocessing
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -24,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from servers import ARTICLES, ROOT, free_port, start_server, stop_server
+from servers import ARTICLES, ROOT, committed, free_port, start_server, stop_server
 
 pytestmark = pytest.mark.slow
 
@@ -101,8 +100,7 @@ def test_sigkill_during_ticket_burst_loses_nothing_and_delivery_resumes(indexed_
     assert len(acknowledged) >= 120
     assert errors, "the server was killed mid-burst, so some requests must have failed"
 
-    with sqlite3.connect(data / "kb.db") as conn:
-        stored = {row[0] for row in conn.execute("SELECT id FROM tickets")}
+    stored = {row["id"] for row in committed(data / "kb.db", "SELECT id FROM tickets")}
     lost = sorted(set(acknowledged) - stored)
     assert lost == [], f"{len(lost)} acknowledged tickets lost after SIGKILL"
 
@@ -202,8 +200,7 @@ def test_two_processes_writing_events_never_see_database_locked(tmp_path):
         p.join(timeout=60)
     assert errors == []
     assert sum(r[2] for r in results) == 0
-    with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 800
+    assert committed(path, "SELECT count(*) AS n FROM events")[0]["n"] == 800
 
 
 def test_corrupt_index_at_start_is_rebuilt_not_served(indexed_dir, tmp_path):

@@ -14,6 +14,7 @@ from kb.insight import board
 from kb.insight import gaps
 from kb.insight.board import ReplayRequiredError
 from kb.errors import ValidationError
+from kb.storage import schema
 from kb.storage.database import Database, record_event, record_request
 
 COFFEE = ["coffee machine broken", "the coffee machine on floor 3 is not working", "coffee maker out of order",
@@ -59,12 +60,11 @@ or open a Facilities request with the floor number.
 def seed_unanswered(db: Database, texts: list[str], *, ts: float, session_prefix: str = "s", locale: str = "en") -> None:
     """Requests below the threshold, one session each."""
     with db.write() as conn:
-        for i, text in enumerate(texts):
-            conn.execute(
-                "INSERT INTO requests (id, ts, kind, session, query, locale, answered, top_confidence, fallback,"
-                " results, source) VALUES (?,?,?,?,?,?,0,0.1,0,'[]','api')",
-                (f"r_{session_prefix}{i}_{abs(hash(text)) % 10**8}", ts + i, "suggest", f"{session_prefix}{i}", text, locale),
-            )
+        conn.execute(schema.requests.insert(), [
+            dict(id=f"r_{session_prefix}{i}_{abs(hash(text)) % 10**8}", ts=ts + i, kind="suggest",
+                 session=f"{session_prefix}{i}", query=text, locale=locale, answered=0, top_confidence=0.1,
+                 fallback=0, results="[]", source="api")
+            for i, text in enumerate(texts)])
 
 
 @pytest.fixture
@@ -93,9 +93,9 @@ def test_collect_misses_covers_every_kind_once_per_request(db, settings):
     record_event(db, session="b", type="result_click", request_id="r_clicked", slug="vpn-error-codes")
     record_request(db, request_id="r_no", kind="suggest", session="c", query="expense limits", locale="en",
                    answered=True, top_confidence=0.8, fallback=False, results=[{"slug": "per-diem-rates"}])
-    db.execute("INSERT INTO feedback (ts, request_id, slug, helpful, comment, session, source, query, locale)"
-               " VALUES (?,?,?,?,?,?,?,?,?)", (now, "r_no", "per-diem-rates", 0, "not my country", "c", "widget",
-                                              "expense limits", "en"))
+    db.insert(schema.feedback, dict(ts=now, request_id="r_no", slug="per-diem-rates", helpful=0,
+                                    comment="not my country", session="c", source="widget", query="expense limits",
+                                    locale="en"))
     misses = {m.key: m for m in gaps.collect_misses(db, settings, now - 3600)}
     assert {m.kind for m in misses.values()} == {"unanswered", "no_click", "feedback_no"}
     assert misses["request:r_ok"].kind == "no_click"
@@ -105,12 +105,11 @@ def test_collect_misses_covers_every_kind_once_per_request(db, settings):
     assert gaps.collect_misses(db, settings, now + 10) == []
 
 
-def test_tickets_are_misses_when_the_table_exists(db, settings):
+def test_tickets_are_misses(db, settings):
     now = time.time()
-    assert gaps.collect_misses(db, settings, now - 10) == []  # no tickets table: skipped
-    db.execute("CREATE TABLE tickets (id TEXT PRIMARY KEY, ts REAL, subject TEXT, body TEXT, session TEXT,"
-               " locale TEXT, request_id TEXT)")
-    db.execute("INSERT INTO tickets VALUES ('t1', ?, 'Coffee machine', 'It leaks everywhere', 's9', 'en', '')", (now,))
+    assert gaps.collect_misses(db, settings, now - 10) == []  # no tickets yet
+    db.insert(schema.tickets, dict(id="t1", ts=now, subject="Coffee machine", body="It leaks everywhere",
+                                   session="s9", locale="en", request_id=""))
     [miss] = gaps.collect_misses(db, settings, now - 10)
     assert (miss.kind, miss.text, miss.session) == ("ticket", "Coffee machine. It leaks everywhere", "s9")
 
@@ -141,10 +140,9 @@ def test_a_topic_the_index_answers_but_users_rejected_is_an_improve(db, settings
     texts = ["how do I reset my password", "forgot my password, how to reset it", "reset my windows password",
              "I need to reset my password", "password reset"]
     with db.write() as conn:
-        for i, text in enumerate(texts):
-            conn.execute("INSERT INTO feedback (ts, request_id, slug, helpful, comment, session, source, query, locale)"
-                         " VALUES (?, ?, 'reset-password', 0, 'the link expired', ?, 'widget', ?, 'en')",
-                         (now - 60, f"r_p{i}", f"p{i}", text))
+        conn.execute(schema.feedback.insert(), [
+            dict(ts=now - 60, request_id=f"r_p{i}", slug="reset-password", helpful=0, comment="the link expired",
+                 session=f"p{i}", source="widget", query=text, locale="en") for i, text in enumerate(texts)])
     gaps.refresh_gaps(db, settings, desk, now=now)
     [gap] = board.list_gaps(db)
     assert (gap.fix, gap.closest_slug) == ("improve", "reset-password")

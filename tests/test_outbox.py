@@ -14,10 +14,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import update
 
 from kb.tickets.outbox import BATCH, LEASE_SECONDS, backoff, deliver_all, deliver_due, email_message, retry
 from kb.settings import Settings
 from kb.storage.database import Database, record_event, record_request
+from kb.storage.schema import outbox, tickets
 from kb.tickets.intake import create_ticket, get_ticket
 from servers import committed, free_port
 
@@ -168,8 +170,8 @@ def test_email_reaches_a_real_smtp_server_without_injected_headers(tmp_path, db,
                    results=[{"slug": "printer-jam", "anchor": "", "confidence": 0.8}])
     ticket = create_ticket(db, settings, {**FORM, "session": "S2"}, "127.0.0.1")
     # create_ticket refuses line breaks; a row written some other way must still be safe.
-    db.execute("UPDATE tickets SET subject = ? WHERE id = ?",
-               ("Help\r\nBcc: evil@example.com\nX-Evil: 1", ticket["id"]))
+    db.execute(update(tickets).where(tickets.c.id == ticket["id"]).values(
+        subject="Help\r\nBcc: evil@example.com\nX-Evil: 1"))
     assert deliver_due(db, settings)["delivered"] == 1
     [(rcpt, msg)] = handler.messages
     assert rcpt == ["desk@example.com"]
@@ -329,7 +331,7 @@ def test_delivery_resumes_after_a_crash(tmp_path, receiver):
     ticket = create_ticket(first, settings, FORM, "127.0.0.1")
     now = time.time()
     # A worker claims the row and dies before delivering it.
-    first.execute("UPDATE outbox SET claimed_until = ?", (now + LEASE_SECONDS,))
+    first.execute(update(outbox).values(claimed_until=now + LEASE_SECONDS))
     first.close()
     second = Database(settings.db_path)
     try:

@@ -14,6 +14,7 @@ from kb.insight import charts
 from kb.insight import stats
 from kb.errors import ValidationError
 from kb.settings import Settings
+from kb.storage import schema
 from kb.storage.database import Database, record_event
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=timezone.utc).timestamp()
@@ -24,24 +25,21 @@ DAY = 86400
 
 def request(db, rid, ts, session, query, answered, slug="vpn"):
     results = json.dumps([{"slug": slug, "anchor": "", "confidence": 0.9}] if answered else [])
-    db.execute("INSERT INTO requests (id, ts, kind, session, query, locale, answered, top_confidence, fallback,"
-               " results, source) VALUES (?,?,?,?,?,'en',?,?,0,?,'api')",
-               (rid, ts, "suggest", session, query, int(answered), 0.9 if answered else 0.1, results))
+    db.insert(schema.requests, dict(id=rid, ts=ts, kind="suggest", session=session, query=query, locale="en",
+                                    answered=int(answered), top_confidence=0.9 if answered else 0.1, fallback=0,
+                                    results=results, source="api"))
 
 
 def feedback(db, ts, request_id, slug, helpful, session):
-    db.execute("INSERT INTO feedback (ts, request_id, slug, helpful, comment, session, source, query, locale)"
-               " VALUES (?,?,?,?,'',?,'widget','','en')", (ts, request_id, slug, int(helpful), session))
+    db.insert(schema.feedback, dict(ts=ts, request_id=request_id, slug=slug, helpful=int(helpful), comment="",
+                                    session=session, source="widget", query="", locale="en"))
     record_event(db, session=session, type="feedback", request_id=request_id, slug=slug, data={"helpful": helpful}, ts=ts)
 
 
 def ticket(db, tid, ts, session, email):
-    from kb.tickets.intake import ensure_schema
-
-    ensure_schema(db)
-    db.execute("INSERT INTO tickets (id, ts, name, email, subject, body, category, locale, session, request_id,"
-               " transcript, idempotency_key, ip_hash, status) VALUES (?,?,'',?,'help','body','','en',?,'','{}',?,'','received')",
-               (tid, ts, email, session, tid))
+    db.insert(schema.tickets, dict(id=tid, ts=ts, name="", email=email, subject="help", body="body", category="",
+                                   locale="en", session=session, request_id="", transcript="{}", idempotency_key=tid,
+                                   ip_hash="", status="received"))
     record_event(db, session=session, type="ticket_created", ts=ts, data={"ticket": tid})
 
 
@@ -68,8 +66,8 @@ def seed(db: Database) -> None:
     request(db, "r5", T0 + 100, "s5", "vpn  error 809?", True)
     # s6: browsed an article without a request, said Yes: not a deflection of a request
     record_event(db, session="s6", type="article_view", slug="vpn", ts=T0 + 300)
-    db.execute("INSERT INTO feedback (ts, request_id, slug, helpful, comment, session, source, query, locale)"
-               " VALUES (?, '', 'vpn', 1, '', 's6', 'article', '', 'en')", (T0 + 310,))
+    db.insert(schema.feedback, dict(ts=T0 + 310, request_id="", slug="vpn", helpful=1, comment="", session="s6",
+                                    source="article", query="", locale="en"))
     # s7: opened two hours before `now`: its window is still open -> pending
     request(db, "r7", LATE, "s7", "wifi password", True, "wifi")
     record_event(db, session="s7", type="suggestion_opened", request_id="r7", slug="wifi", ts=LATE + 60)

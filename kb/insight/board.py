@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from sqlalchemy import case, or_, select, update
+
 from kb.clock import iso
 from kb.content.articles import SLUG, load_dir
-
 from kb.errors import KbError, ValidationError
-from kb.insight.gaps import DAY, KINDS, STATUSES, Miss, ensure_schema, get_raw
+from kb.insight.gaps import DAY, KINDS, STATUSES, Miss, get_raw
 from kb.storage.database import Database
+from kb.storage.schema import gap_misses, gaps
 
 REPLAY_TOP = 3
 
@@ -77,15 +79,14 @@ def _gap(row: dict) -> Gap:
 
 def list_gaps(db: Database, locale: str | None = None, status: str | None = None) -> list[Gap]:
     """Gaps present in the latest refresh (or linked ones), by impact, optionally filtered."""
-    ensure_schema(db)
-    sql, params = "SELECT * FROM gaps WHERE (active = 1 OR linked_slug != '')", list[str]()
+    query = select(gaps).where(or_(gaps.c.active == 1, gaps.c.linked_slug != ""))
     if locale:
-        sql, params = sql + " AND locale = ?", params + [locale]
+        query = query.where(gaps.c.locale == locale)
     if status:
         if status not in STATUSES:
             raise ValidationError([{"key": "status", "message": f"one of {', '.join(STATUSES)}"}])
-        sql, params = sql + " AND status = ?", params + [status]
-    return [_gap(dict(r)) for r in db.query(sql + " ORDER BY impact DESC, size DESC, id", params)]
+        query = query.where(gaps.c.status == status)
+    return [_gap(dict(r)) for r in db.query(query.order_by(gaps.c.impact.desc(), gaps.c.size.desc(), gaps.c.id))]
 
 
 def get_gap(db: Database, gap_id: int) -> Gap:
@@ -95,8 +96,7 @@ def get_gap(db: Database, gap_id: int) -> Gap:
 
 def examples(db: Database, gap_id: int, limit: int = 20) -> list[Miss]:
     """Up to `limit` of the gap's misses, newest first, one per distinct text."""
-    ensure_schema(db)
-    rows = db.query("SELECT * FROM gap_misses WHERE gap_id = ? ORDER BY ts DESC", (gap_id,))
+    rows = db.query(select(gap_misses).where(gap_misses.c.gap_id == gap_id).order_by(gap_misses.c.ts.desc()))
     seen: set[str] = set()
     out: list[Miss] = []
     for r in rows:
@@ -108,12 +108,11 @@ def examples(db: Database, gap_id: int, limit: int = 20) -> list[Miss]:
 
 def trend(db: Database, gap_id: int, days: int = 30, now: float | None = None) -> list[tuple[str, int]]:
     """Misses per UTC day over the last `days` days, oldest first (zeros included)."""
-    ensure_schema(db)
     today = datetime.fromtimestamp(now or time.time(), timezone.utc).date()
     start = today - timedelta(days=days - 1)
     since = datetime(start.year, start.month, start.day, tzinfo=timezone.utc).timestamp()
     counts = {d: 0 for d in ((start + timedelta(days=i)).isoformat() for i in range(days))}
-    for r in db.query("SELECT ts FROM gap_misses WHERE gap_id = ? AND ts >= ?", (gap_id, since)):
+    for r in db.query(select(gap_misses.c.ts).where(gap_misses.c.gap_id == gap_id, gap_misses.c.ts >= since)):
         day = datetime.fromtimestamp(r["ts"], timezone.utc).date().isoformat()
         if day in counts:
             counts[day] += 1
@@ -131,7 +130,7 @@ def replay_texts(desk, texts: list[str], slug: str) -> int:
 
 
 def _texts(db: Database, gap_id: int) -> list[str]:
-    return [r["text"] for r in db.query("SELECT text FROM gap_misses WHERE gap_id = ?", (gap_id,))]
+    return [r["text"] for r in db.query(select(gap_misses.c.text).where(gap_misses.c.gap_id == gap_id))]
 
 
 def _awaiting_index(directory: Path, slug: str) -> bool:
@@ -154,11 +153,9 @@ def link_gap(db: Database, desk, gap_id: int, slug: str) -> Gap:
                               message=f"No published article {slug!r} in the index or the articles directory.")
     texts = _texts(db, gap_id)
     before = replay_texts(desk, texts, slug)
-    db.execute(
-        "UPDATE gaps SET linked_slug = ?, linked_at = ?, replay_total = ?, replay_before = ?, replay_after = NULL,"
-        " replayed_at = NULL, status = CASE WHEN status = 'open' THEN 'planned' ELSE status END WHERE id = ?",
-        (slug, time.time(), len(texts), before, gap_id),
-    )
+    db.execute(update(gaps).where(gaps.c.id == gap_id).values(
+        linked_slug=slug, linked_at=time.time(), replay_total=len(texts), replay_before=before, replay_after=None,
+        replayed_at=None, status=case((gaps.c.status == "open", "planned"), else_=gaps.c.status)))
     return get_gap(db, gap_id)
 
 
@@ -170,8 +167,8 @@ def replay_gap(db: Database, desk, gap_id: int) -> Gap:
                               message="Link the gap to an article before replaying it.")
     texts = _texts(db, gap_id)
     after = replay_texts(desk, texts, gap.linked_slug)
-    db.execute("UPDATE gaps SET replay_total = ?, replay_after = ?, replayed_at = ? WHERE id = ?",
-               (len(texts), after, time.time(), gap_id))
+    db.execute(update(gaps).where(gaps.c.id == gap_id).values(replay_total=len(texts), replay_after=after,
+                                                             replayed_at=time.time()))
     return get_gap(db, gap_id)
 
 
@@ -182,7 +179,7 @@ def set_status(db: Database, gap_id: int, status: str) -> Gap:
     gap = get_gap(db, gap_id)
     if status == "resolved" and (not gap.linked_slug or gap.replay_after is None):
         raise ReplayRequiredError()
-    db.execute("UPDATE gaps SET status = ? WHERE id = ?", (status, gap_id))
+    db.execute(update(gaps).where(gaps.c.id == gap_id).values(status=status))
     return get_gap(db, gap_id)
 
 

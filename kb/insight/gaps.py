@@ -10,8 +10,8 @@ centroid similarity, so a gap keeps its id, status, link and replay figures acro
 Impact = sum over a gap's misses of exp(-age_days / 14): a miss today weighs 1, two weeks ago
 0.37, six weeks ago 0.05, so the board favours what is hurting now.
 
-Schema: ``gaps`` (see ``migrate``), ``gap_misses`` (membership, one row per miss) and
-``gap_runs`` (one row per refresh). Replay lives in kb/replay.py.
+Tables (kb/storage/schema.py): ``gaps``, ``gap_misses`` (membership, one row per miss) and
+``gap_runs`` (one row per refresh). Replay lives in kb/insight/board.py.
 """
 
 from __future__ import annotations
@@ -25,10 +25,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
-import sqlite_utils
+from sqlalchemy import Connection, delete, exists, func, select, update
 
 from kb.errors import NotFoundError
 from kb.settings import Settings
+from kb.storage import schema
 from kb.storage.database import Database
 
 STATUSES = ("open", "planned", "resolved", "dismissed")
@@ -65,36 +66,6 @@ class Cluster:
     key_terms: list[str] = field(default_factory=list)
 
 
-def migrate(db: sqlite_utils.Database) -> None:
-    """Create the gaps, gap_misses and gap_runs tables."""
-    db["gaps"].create({  # type: ignore[union-attr]
-        "id": int, "label": str, "key_terms": str, "status": str, "linked_slug": str,
-        "linked_at": float, "replay_total": int, "replay_before": int, "replay_after": int,
-        "replayed_at": float, "locale": str, "first_seen": float, "last_seen": float, "size": int,
-        "sessions": int, "impact": float, "centroid": bytes, "closest_slug": str,
-        "closest_title": str, "closest_confidence": float, "fix": str, "active": int, "created": float,
-        "refreshed_at": float,
-    }, pk="id", if_not_exists=True, defaults={"status": "open", "active": 1})
-    if "fix" not in db["gaps"].columns_dict:  # added after the first release
-        db["gaps"].add_column("fix", str)  # type: ignore[union-attr]
-    db["gap_misses"].create({  # type: ignore[union-attr]
-        "gap_id": int, "miss_key": str, "kind": str, "text": str, "locale": str, "ts": float,
-        "session": str, "comment": str,
-    }, if_not_exists=True)
-    db["gap_misses"].create_index(["gap_id", "ts"], if_not_exists=True)  # type: ignore[union-attr]
-    db["gap_runs"].create({"id": int, "ts": float, "misses": int, "gaps": int, "seconds": float},  # type: ignore[union-attr]
-                          pk="id", if_not_exists=True)
-
-
-def ensure_schema(db: Database) -> None:
-    """Create the gap tables once per Database object."""
-    db.migrate(migrate)
-
-
-def _has_table(db: Database, name: str) -> bool:
-    return db.one("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)) is not None
-
-
 def _clean(text: str | None, limit: int) -> str:
     return re.sub(r"\s+", " ", text or "").strip()[:limit]
 
@@ -102,7 +73,7 @@ def _clean(text: str | None, limit: int) -> str:
 def collect_misses(db: Database, settings: Settings, since: float, until: float | None = None) -> list[Miss]:
     """Every miss in [since, until): one per request (the first reason wins), then by time."""
     until = until if until is not None else time.time() + 1
-    span, limit, default = (since, until), settings.max_query_chars, settings.default_locale
+    limit, default = settings.max_query_chars, settings.default_locale
     out: dict[str, Miss] = {}
 
     def add(key: str, kind: str, text: str, locale: str, ts: float, session: str, comment: str = "") -> None:
@@ -110,26 +81,25 @@ def collect_misses(db: Database, settings: Settings, since: float, until: float 
         if text and key not in out:
             out[key] = Miss(key, kind, text, locale or default, ts, session or "", _clean(comment, 2000))
 
-    for r in db.query("SELECT id, ts, query, locale, session FROM requests"
-                      " WHERE answered = 0 AND ts >= ? AND ts < ?", span):
-        add("request:" + r["id"], "unanswered", r["query"], r["locale"], r["ts"], r["session"])
-    for f in db.query("SELECT id, ts, request_id, slug, query, comment, locale, session FROM feedback"
-                      " WHERE helpful = 0 AND ts >= ? AND ts < ?", span):
-        text = f["query"] or f["comment"] or (f["slug"] or "").replace("-", " ")
-        key = "request:" + f["request_id"] if f["request_id"] else f"feedback:{f['id']}"
-        add(key, "feedback_no", text, f["locale"], f["ts"], f["session"], f["comment"] or "")
-    if _has_table(db, "tickets"):
-        for t in db.query("SELECT * FROM tickets WHERE ts >= ? AND ts < ?", span):
-            row = dict(t)
-            key = "request:" + row["request_id"] if row.get("request_id") else f"ticket:{row['id']}"
-            text = f"{row.get('subject') or ''}. {_clean(row.get('body'), 200)}".strip(". ")
-            add(key, "ticket", text, row.get("locale") or "", row["ts"], row.get("session") or "")
-    for r in db.query(
-        "SELECT id, ts, query, locale, session FROM requests r WHERE kind = 'search' AND answered = 1"
-        " AND results NOT IN ('', '[]') AND ts >= ? AND ts < ? AND NOT EXISTS (SELECT 1 FROM events e"
-        " WHERE e.request_id = r.id AND e.type IN ('result_click', 'suggestion_opened'))", span,
-    ):
-        add("request:" + r["id"], "no_click", r["query"], r["locale"], r["ts"], r["session"])
+    r, f, t, e = schema.requests, schema.feedback, schema.tickets, schema.events
+    for row in db.query(select(r.c.id, r.c.ts, r.c.query, r.c.locale, r.c.session)
+                        .where(r.c.answered == 0, r.c.ts >= since, r.c.ts < until)):
+        add("request:" + row["id"], "unanswered", row["query"], row["locale"], row["ts"], row["session"])
+    for row in db.query(select(f.c.id, f.c.ts, f.c.request_id, f.c.slug, f.c.query, f.c.comment, f.c.locale,
+                               f.c.session).where(f.c.helpful == 0, f.c.ts >= since, f.c.ts < until)):
+        text = row["query"] or row["comment"] or (row["slug"] or "").replace("-", " ")
+        key = "request:" + row["request_id"] if row["request_id"] else f"feedback:{row['id']}"
+        add(key, "feedback_no", text, row["locale"], row["ts"], row["session"], row["comment"] or "")
+    for row in db.query(select(t.c.id, t.c.ts, t.c.subject, t.c.body, t.c.locale, t.c.session, t.c.request_id)
+                        .where(t.c.ts >= since, t.c.ts < until)):
+        key = "request:" + row["request_id"] if row["request_id"] else f"ticket:{row['id']}"
+        text = f"{row['subject'] or ''}. {_clean(row['body'], 200)}".strip(". ")
+        add(key, "ticket", text, row["locale"] or "", row["ts"], row["session"] or "")
+    opened = exists().where(e.c.request_id == r.c.id, e.c.type.in_(("result_click", "suggestion_opened")))
+    for row in db.query(select(r.c.id, r.c.ts, r.c.query, r.c.locale, r.c.session).where(
+            r.c.kind == "search", r.c.answered == 1, r.c.results.not_in(("", "[]")), r.c.ts >= since,
+            r.c.ts < until, ~opened)):
+        add("request:" + row["id"], "no_click", row["query"], row["locale"], row["ts"], row["session"])
     return sorted(out.values(), key=lambda m: m.ts)
 
 
@@ -223,27 +193,25 @@ def _match(clusters: list[Cluster], old: list[dict]) -> dict[int, int]:
 
 def refresh_gaps(db: Database, settings: Settings, desk, now: float | None = None) -> dict:
     """Recompute the gaps from the misses of the last gap_window_days; returns a summary."""
-    ensure_schema(db)
     with _refresh_lock:
         started = time.time()
         now = now if now is not None else started
         misses = collect_misses(db, settings, now - settings.gap_window_days * DAY, now + 1)
         clusters = build_clusters(misses, desk.library.index.embedder, settings) if misses else []
         closest = [_closest(desk, _by_centrality(c)) for c in clusters]
-        old = [dict(r) for r in db.query("SELECT id, locale, centroid FROM gaps")]
+        g = schema.gaps
+        old = [dict(r) for r in db.query(select(g.c.id, g.c.locale, g.c.centroid))]
         matched = _match(clusters, old)
         with db.write() as conn:
-            conn.execute("UPDATE gaps SET active = 0, size = 0, impact = 0")
-            conn.execute("DELETE FROM gap_misses")
+            conn.execute(update(g).values(active=0, size=0, impact=0))
+            conn.execute(delete(schema.gap_misses))
             for ci, c in enumerate(clusters):
                 gid = _store(conn, c, closest[ci], matched.get(ci), now)
-                conn.executemany(
-                    "INSERT INTO gap_misses (gap_id, miss_key, kind, text, locale, ts, session, comment)"
-                    " VALUES (?,?,?,?,?,?,?,?)",
-                    [(gid, m.key, m.kind, m.text, m.locale, m.ts, m.session, m.comment) for m in c.misses],
-                )
-            conn.execute("INSERT INTO gap_runs (ts, misses, gaps, seconds) VALUES (?,?,?,?)",
-                         (now, len(misses), len(clusters), time.time() - started))
+                conn.execute(schema.gap_misses.insert(), [
+                    {"gap_id": gid, "miss_key": m.key, "kind": m.kind, "text": m.text, "locale": m.locale,
+                     "ts": m.ts, "session": m.session, "comment": m.comment} for m in c.misses])
+            conn.execute(schema.gap_runs.insert().values(ts=now, misses=len(misses), gaps=len(clusters),
+                                                         seconds=time.time() - started))
     return {"misses": len(misses), "gaps": len(clusters), "kept": len(matched), "seconds": round(time.time() - started, 2)}
 
 
@@ -266,7 +234,7 @@ def _closest(desk, texts: list[str], sample: int = 20) -> tuple[str, str, float,
     return slug, article.title if article else slug, round(float(confidence), 4), fix
 
 
-def _store(conn, c: Cluster, closest: tuple[str, str, float, str], gap_id: int | None, now: float) -> int:
+def _store(conn: Connection, c: Cluster, closest: tuple[str, str, float, str], gap_id: int | None, now: float) -> int:
     values = {
         "label": c.label, "key_terms": json.dumps(c.key_terms, ensure_ascii=False), "locale": c.locale,
         "first_seen": min(m.ts for m in c.misses), "last_seen": max(m.ts for m in c.misses),
@@ -275,29 +243,24 @@ def _store(conn, c: Cluster, closest: tuple[str, str, float, str], gap_id: int |
         "closest_slug": closest[0], "closest_title": closest[1], "closest_confidence": closest[2],
         "fix": closest[3], "active": 1, "refreshed_at": now,
     }
+    g = schema.gaps
     if gap_id is not None:
-        sets = ", ".join(f"{k} = ?" for k in values)
-        conn.execute(f"UPDATE gaps SET {sets} WHERE id = ?", (*values.values(), gap_id))
+        conn.execute(update(g).where(g.c.id == gap_id).values(**values))
         return gap_id
     values.update(status="open", linked_slug="", created=now)
-    cols = ", ".join(values)
-    cur = conn.execute(f"INSERT INTO gaps ({cols}) VALUES ({', '.join('?' * len(values))})", tuple(values.values()))
-    return int(cur.lastrowid)
+    return int(conn.execute(g.insert().values(**values).returning(g.c.id)).scalar_one())
 
 
 def last_refresh(db: Database) -> float | None:
     """When the gaps were last recomputed (None: never)."""
-    ensure_schema(db)
-    row = db.one("SELECT max(ts) AS ts FROM gap_runs")
-    return row["ts"] if row and row["ts"] is not None else None
+    return db.scalar(select(func.max(schema.gap_runs.c.ts)))
 
 
 def get_raw(db: Database, gap_id: int) -> dict:
     """One gap row as a dict; NotFoundError if there is none."""
     if not 0 < gap_id < 2**63:  # ids are 64-bit database keys: anything else names no gap
         raise NotFoundError(f"No gap {gap_id}.")
-    ensure_schema(db)
-    row = db.one("SELECT * FROM gaps WHERE id = ?", (gap_id,))
+    row = db.one(select(schema.gaps).where(schema.gaps.c.id == gap_id))
     if row is None:
         raise NotFoundError(f"No gap {gap_id}.")
     return dict(row)

@@ -17,8 +17,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
+from sqlalchemy import select
+
 from kb.errors import ValidationError
 from kb.settings import Settings
+from kb.storage import schema
 from kb.storage.database import Database
 
 DAY = 86400.0
@@ -147,23 +150,22 @@ def normalise(text: str) -> str:
 
 
 def _tickets(db: Database, since: float) -> list[dict]:
-    """Tickets from `since` on: the tickets table if it exists, else ticket_created events."""
-    if db.one("SELECT 1 FROM sqlite_master WHERE type='table' AND name='tickets'"):
-        return [dict(r) for r in db.query("SELECT * FROM tickets WHERE ts >= ?", (since,))]
-    return [{"id": f"event:{r['id']}", "ts": r["ts"], "session": r["session"], "email": ""}
-            for r in db.query("SELECT id, ts, session FROM events WHERE type = 'ticket_created' AND ts >= ?", (since,))]
+    """Tickets from `since` on."""
+    t = schema.tickets
+    return [dict(r) for r in db.query(select(t.c.id, t.c.ts, t.c.session, t.c.email).where(t.c.ts >= since))]
 
 
 def compute(db: Database, settings: Settings, span: Period, now: float) -> Stats:
     """All figures for the period; `now` decides which implicit windows have closed."""
     lo, hi, window = span.since, span.until, settings.implicit_window_hours * 3600
-    requests = [dict(r) for r in db.query("SELECT id, ts, session, query, answered FROM requests"
-                                          " WHERE ts >= ? AND ts < ? ORDER BY ts", (lo, hi))]
-    events = [dict(r) for r in db.query("SELECT ts, session, type, request_id, slug, data FROM events"
-                                        " WHERE ts >= ? AND ts < ? ORDER BY ts", (lo, hi))]
-    feedback = [dict(r) for r in db.query("SELECT f.ts, f.request_id, f.slug, f.helpful, f.session,"
-                                          " r.session AS request_session FROM feedback f LEFT JOIN requests r"
-                                          " ON r.id = f.request_id WHERE f.ts >= ? AND f.ts < ?", (lo, hi))]
+    r, e, f = schema.requests, schema.events, schema.feedback
+    requests = [dict(row) for row in db.query(select(r.c.id, r.c.ts, r.c.session, r.c.query, r.c.answered)
+                                              .where(r.c.ts >= lo, r.c.ts < hi).order_by(r.c.ts))]
+    events = [dict(row) for row in db.query(select(e.c.ts, e.c.session, e.c.type, e.c.request_id, e.c.slug, e.c.data)
+                                            .where(e.c.ts >= lo, e.c.ts < hi).order_by(e.c.ts))]
+    feedback = [dict(row) for row in db.query(
+        select(f.c.ts, f.c.request_id, f.c.slug, f.c.helpful, f.c.session, r.c.session.label("request_session"))
+        .join_from(f, r, r.c.id == f.c.request_id, isouter=True).where(f.c.ts >= lo, f.c.ts < hi))]
     tickets = _tickets(db, lo)
     first_request: dict[str, float] = {}
     for r in requests:

@@ -1,14 +1,16 @@
 """Staff access: users (argon2id), signed server-side sessions, CSRF tokens, login rate limits.
 
-Schema (created idempotently through ``db.migrate``):
+Tables (kb/storage/schema.py):
 
 - ``users``: id, email (unique, lower-case), role (writer | owner), password_hash (argon2id),
   created, disabled.
 - ``admin_sessions``: id_hash (sha256 of the session id: a copied database holds no usable
-  session), user_id, created, expires, csrf_seed.
+  session), user_id, created, expires.
 
 The cookie holds ``<session id>.<HMAC-SHA256(secret, session id)>``; a login always issues a new
-id (no fixation) and logout deletes the row. CSRF tokens are HMAC(secret, "csrf:" + id).
+id (no fixation) and logout deletes the row. CSRF tokens are HMAC(secret, "csrf:" + id). The
+secret is shared by every process and replica (kb/storage/secrets.py), so any of them validates
+any session; the rows are in the shared database for the same reason.
 """
 
 from __future__ import annotations
@@ -17,20 +19,21 @@ import base64
 import functools
 import hashlib
 import hmac
-import os
 import re
 import secrets
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
-import sqlite_utils
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import delete, select, update
 
 from kb.errors import AuthError, ForbiddenError, KbError, ValidationError
 from kb.settings import Settings
 from kb.storage.database import Database
+from kb.storage.limits import RateLimiter, Reservation
+from kb.storage.schema import admin_sessions, users
+from kb.storage.secrets import SESSION_KEY, shared_secret
 
 ROLES = ("writer", "owner")
 COOKIE = "kb_admin"
@@ -74,41 +77,11 @@ class Staff:
 
 
 
-def ensure_schema(db: Database) -> None:
-    """Create the auth tables once per Database object."""
-    db.migrate(migrate)
-
-
-def migrate(db: sqlite_utils.Database) -> None:
-    """Create the users and admin_sessions tables."""
-    db["users"].create(  # type: ignore[union-attr]
-        {"id": int, "email": str, "role": str, "password_hash": str, "created": float, "disabled": int},
-        pk="id", if_not_exists=True, not_null={"email", "role", "password_hash"},
-    )
-    db["users"].create_index(["email"], unique=True, if_not_exists=True)  # type: ignore[union-attr]
-    db["admin_sessions"].create(  # type: ignore[union-attr]
-        {"id_hash": str, "user_id": int, "created": float, "expires": float},
-        pk="id_hash", if_not_exists=True,
-    )
-
-
-# -- secrets and signing ------------------------------------------------------------------------
-
-
-def secret_key(settings: Settings) -> bytes:
-    """The signing key: settings.secret_key, else `<data>/secret.key` (created 0600 on first use)."""
+def secret_key(db: Database, settings: Settings) -> bytes:
+    """The signing key: settings.secret_key, else the one every replica shares through the database."""
     if settings.secret_key:
         return settings.secret_key.encode()
-    path = Path(settings.data) / "secret.key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process won the race
-            return path.read_text().strip().encode()
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_urlsafe(48))
-    return path.read_text().strip().encode()
+    return shared_secret(db, SESSION_KEY).encode()
 
 
 def _mac(key: bytes, message: str) -> str:
@@ -143,56 +116,58 @@ def _check_password(password: str) -> None:
 
 def add_user(db: Database, email: str, role: str, password: str) -> int:
     """Create a staff user; the password is stored only as an argon2id hash."""
-    ensure_schema(db)
     email = email.strip().lower()
     if not EMAIL.match(email):
         raise ValidationError([{"key": "email", "message": "not an email address"}])
     if role not in ROLES:
         raise ValidationError([{"key": "role", "message": f"role must be one of {', '.join(ROLES)}"}])
     _check_password(password)
-    if db.one("SELECT 1 FROM users WHERE email = ?", (email,)):
+    if db.one(select(users.c.id).where(users.c.email == email)):
         raise UserExistsError(f"A user {email} already exists.")
-    return db.execute(
-        "INSERT INTO users (email, role, password_hash, created, disabled) VALUES (?,?,?,?,0)",
-        (email, role, _hasher.hash(password), time.time()),
-    )
+    return int(db.insert(users, {"email": email, "role": role, "password_hash": _hasher.hash(password),
+                                 "created": time.time(), "disabled": 0}))
 
 
 def set_password(db: Database, email: str, password: str) -> None:
     """Change a user's password and end all of their sessions."""
-    ensure_schema(db)
     _check_password(password)
-    row = db.one("SELECT id FROM users WHERE email = ?", (email.strip().lower(),))
+    row = db.one(select(users.c.id).where(users.c.email == email.strip().lower()))
     if row is None:
         raise KbError(f"No user {email}.")
     with db.write() as conn:
-        conn.execute("UPDATE users SET password_hash = ? WHERE id = ?", (_hasher.hash(password), row["id"]))
-        conn.execute("DELETE FROM admin_sessions WHERE user_id = ?", (row["id"],))
+        conn.execute(update(users).where(users.c.id == row["id"]).values(password_hash=_hasher.hash(password)))
+        conn.execute(delete(admin_sessions).where(admin_sessions.c.user_id == row["id"]))
 
 
-def authenticate(db: Database, settings: Settings, limiter, email: str, password: str, ip: str) -> int:
+def authenticate(db: Database, settings: Settings, limiter: RateLimiter, email: str, password: str, ip: str) -> int:
     """The user id for valid credentials; LoginError otherwise, RateLimitedError past the limit.
 
-    Failures are counted per IP and per account (known or not, so 429s do not reveal which
-    emails exist); only failures count, so a successful login is never locked out by its own use.
+    Before the password is checked, one attempt is reserved per IP and per account (known or
+    not, so 429s do not reveal which emails exist): a concurrent burst gets at most
+    rate_login_per_15min argon2 checks, and every later attempt is a fast 429. A successful
+    login gives its reservations back, so only failures count.
     """
-    ensure_schema(db)
     email = email.strip().lower()
-    keys = ("login-ip:" + ip, "login-user:" + email)
-    for key in keys:
-        limiter.check(key, settings.rate_login_per_15min, LOGIN_WINDOW)
-    row = db.one("SELECT id, password_hash, disabled FROM users WHERE email = ?", (email,))
+    held: list[Reservation | None] = []
+    try:
+        for key in ("login-ip:" + ip, "login-user:" + email):
+            held.append(limiter.reserve(key, settings.rate_login_per_15min, LOGIN_WINDOW))
+    except Exception:
+        for reservation in held:
+            limiter.release(reservation)
+        raise
+    row = db.one(select(users.c.id, users.c.password_hash, users.c.disabled).where(users.c.email == email))
     try:
         _hasher.verify(row["password_hash"] if row else _dummy_hash(), password)
         ok = row is not None and not row["disabled"]
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         ok = False
     if not ok or row is None:
-        for key in keys:
-            limiter.hit(key, settings.rate_login_per_15min, LOGIN_WINDOW)
         raise LoginError()
+    for reservation in held:
+        limiter.release(reservation)
     if _hasher.check_needs_rehash(row["password_hash"]):
-        db.execute("UPDATE users SET password_hash = ? WHERE id = ?", (_hasher.hash(password), row["id"]))
+        db.execute(update(users).where(users.c.id == row["id"]).values(password_hash=_hasher.hash(password)))
     return int(row["id"])
 
 
@@ -201,34 +176,28 @@ def authenticate(db: Database, settings: Settings, limiter, email: str, password
 
 def start_session(db: Database, settings: Settings, user_id: int, old_cookie: str | None = None) -> str:
     """A fresh session for the user (any session the browser held before is ended): the cookie value."""
-    key = secret_key(settings)
+    key = secret_key(db, settings)
     session_id = secrets.token_urlsafe(32)
     now = time.time()
     old = unsign(key, old_cookie)
-    ensure_schema(db)
     with db.write() as conn:
         if old:
-            conn.execute("DELETE FROM admin_sessions WHERE id_hash = ?", (_hash_id(old),))
-        conn.execute("DELETE FROM admin_sessions WHERE expires < ?", (now,))
-        conn.execute(
-            "INSERT INTO admin_sessions (id_hash, user_id, created, expires) VALUES (?,?,?,?)",
-            (_hash_id(session_id), user_id, now, now + settings.admin_session_hours * 3600),
-        )
+            conn.execute(delete(admin_sessions).where(admin_sessions.c.id_hash == _hash_id(old)))
+        conn.execute(delete(admin_sessions).where(admin_sessions.c.expires < now))
+        conn.execute(admin_sessions.insert().values(id_hash=_hash_id(session_id), user_id=user_id, created=now,
+                                                    expires=now + settings.admin_session_hours * 3600))
     return sign(key, session_id)
 
 
 def load_session(db: Database, settings: Settings, cookie: str | None) -> Staff | None:
     """The staff member behind a session cookie, or None if it is forged, expired or disabled."""
-    key = secret_key(settings)
+    key = secret_key(db, settings)
     session_id = unsign(key, cookie)
     if session_id is None:
         return None
-    ensure_schema(db)
-    row = db.one(
-        "SELECT u.id, u.email, u.role, u.disabled, s.expires FROM admin_sessions s"
-        " JOIN users u ON u.id = s.user_id WHERE s.id_hash = ?",
-        (_hash_id(session_id),),
-    )
+    s, u = admin_sessions, users
+    row = db.one(select(u.c.id, u.c.email, u.c.role, u.c.disabled, s.c.expires)
+                 .join_from(s, u, u.c.id == s.c.user_id).where(s.c.id_hash == _hash_id(session_id)))
     if row is None or row["disabled"] or row["expires"] < time.time():
         return None
     return Staff(row["id"], row["email"], row["role"], session_id, _mac(key, "csrf:" + session_id))
@@ -236,10 +205,9 @@ def load_session(db: Database, settings: Settings, cookie: str | None) -> Staff 
 
 def end_session(db: Database, settings: Settings, cookie: str | None) -> None:
     """Log out: the session row is deleted, so the cookie is worthless even if kept."""
-    session_id = unsign(secret_key(settings), cookie)
+    session_id = unsign(secret_key(db, settings), cookie)
     if session_id:
-        ensure_schema(db)
-        db.execute("DELETE FROM admin_sessions WHERE id_hash = ?", (_hash_id(session_id),))
+        db.execute(delete(admin_sessions).where(admin_sessions.c.id_hash == _hash_id(session_id)))
 
 
 def require_role(staff: Staff | None, roles: tuple[str, ...]) -> Staff:
@@ -260,15 +228,15 @@ def check_csrf(expected: str, given: str | None) -> None:
         raise ForbiddenError("The form expired or did not come from this site: reload it and try again.")
 
 
-def login_nonce(settings: Settings) -> tuple[str, str]:
+def login_nonce(db: Database, settings: Settings) -> tuple[str, str]:
     """(cookie value, form token) protecting the login form before any session exists."""
-    key = secret_key(settings)
+    key = secret_key(db, settings)
     nonce = secrets.token_urlsafe(16)
     return sign(key, nonce), _mac(key, "login:" + nonce)
 
 
-def login_token(settings: Settings, cookie: str | None) -> str:
+def login_token(db: Database, settings: Settings, cookie: str | None) -> str:
     """The CSRF token the login form must carry, given its nonce cookie ('' if none)."""
-    key = secret_key(settings)
+    key = secret_key(db, settings)
     nonce = unsign(key, cookie)
     return _mac(key, "login:" + nonce) if nonce else ""

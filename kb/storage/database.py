@@ -1,34 +1,42 @@
-"""SQLite storage (WAL): one connection per thread for reads, one serialised writer.
+"""The storage layer: one `Database` over SQLite (the default) or PostgreSQL, through SQLAlchemy Core.
 
-Every table kb writes lives here, so the schema is in one place. Event schema:
+The schema is in kb/storage/schema.py and reaches the database through migrations (migrate.py),
+applied when a `Database` opens. Modules pass Core statements, never dialect-specific SQL; the
+one place that needs a dialect's own construct, the upsert, is `upsert` below.
 
-- ``requests``: every suggest (widget/API) and search (portal): id, ts, kind, session, query,
-  locale, answered, top_confidence, fallback, results (JSON list of {slug, anchor, confidence}).
-- ``events``: the widget funnel and portal activity: ts, session, type, request_id, slug, data.
-  Types: session_start, request_settled, suggestions_shown, suggestion_opened, feedback,
-  ticket_started, ticket_created, article_view, result_click.
-- ``feedback``: "Was this helpful?" answers: request_id, slug, helpful, comment, session, source.
-- ``tickets`` and ``outbox``: see kb/tickets.py.
+SQLite keeps a single writer per process (one connection behind a lock, BEGIN IMMEDIATE) and
+pooled readers in autocommit; PostgreSQL uses a connection pool for both. On either engine the
+request log is written in deferred batches (see `defer`), and `write()` is one transaction,
+committed before the block's caller goes on.
 """
 
 from __future__ import annotations
 
 import json
-import random
-import sqlite3
 import logging
+import random
 import threading
 import time
 from contextlib import contextmanager
+from itertools import groupby
 from pathlib import Path
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Iterator, Mapping, Sequence
 
-import sqlite_utils
+from sqlalchemy import Connection, Executable, Insert, RowMapping, Table, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from kb.errors import KbError
-from kb.settings import Settings
+from kb.storage import migrate, schema
+from kb.storage.engine import database_url, make_engine, sqlite_path
 
-T = TypeVar("T")
+log = logging.getLogger("kb.storage.database")
+DEFER_SECONDS = 0.2
+DEFER_BATCH = 64
+WRITE_ATTEMPTS = 8
+Params = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
+Statement = Executable | str
 
 
 class StoreError(KbError):
@@ -37,89 +45,146 @@ class StoreError(KbError):
     status_code = 503
 
 
-SCHEMA: dict[str, tuple[dict[str, type], dict[str, Any]]] = {
-    "requests": (
-        {"id": str, "ts": float, "kind": str, "session": str, "query": str, "locale": str,
-         "answered": int, "top_confidence": float, "fallback": int, "results": str, "source": str},
-        {"pk": "id"},
-    ),
-    "events": (
-        {"id": int, "ts": float, "session": str, "type": str, "request_id": str, "slug": str,
-         "data": str},
-        {"pk": "id"},
-    ),
-    "feedback": (
-        {"id": int, "ts": float, "request_id": str, "slug": str, "helpful": int, "comment": str,
-         "session": str, "source": str, "query": str, "locale": str},
-        {"pk": "id"},
-    ),
-}
-INDEXES = [
-    ("requests", ["ts"]), ("requests", ["session"]),
-    ("events", ["ts"]), ("events", ["session"]), ("events", ["type", "ts"]),
-    ("feedback", ["ts"]), ("feedback", ["slug"]),
-]
+class MissingDatabaseError(KbError):
+    """There is no database here yet."""
 
 
-log = logging.getLogger("kb.storage.database")
-DEFER_SECONDS = 0.2
-DEFER_BATCH = 64
+def upsert(dialect: str, table: Table, index: Sequence[str], *, replace: Sequence[str] = (),
+           update: Mapping[str, Any] | None = None, where: Any = None) -> Insert:
+    """INSERT … ON CONFLICT (index) DO UPDATE SET (the `replace` columns from the new row, then
+    `update`) [WHERE where]; DO NOTHING when neither is given. The one statement whose spelling
+    differs between the engines."""
+    insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    values = {c: insert.excluded[c] for c in replace} | dict(update or {})
+    if not values:
+        return insert.on_conflict_do_nothing(index_elements=list(index))
+    return insert.on_conflict_do_update(index_elements=list(index), set_=values, where=where)
+
+
+def _statement(stmt: Statement) -> Executable:
+    return text(stmt) if isinstance(stmt, str) else stmt
 
 
 class Database:
-    """A SQLite file in WAL mode: thread-local read connections and one locked writer."""
+    """SQLite or PostgreSQL behind one interface: reads, write transactions, deferred batches."""
 
-    def __init__(self, path: Path | str) -> None:
-        self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
+    def __init__(self, url: str | Path | URL, *, upgrade: bool = True) -> None:
+        if isinstance(url, Path) or (isinstance(url, str) and "://" not in url):
+            url = URL.create("sqlite", database=str(url))
+        self.url: URL = url if isinstance(url, URL) else database_url(str(url), Path("."))
+        self.dialect = self.url.get_backend_name()
+        path = sqlite_path(self.url)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = make_engine(self.url, writer=True)
+        self._reader = make_engine(self.url) if self.dialect == "sqlite" else self._writer
+        # SQLite: the one writer connection; both: the deferred queue.
         self._write_lock = threading.Lock()
         self._closed = False
-        self._writer = self._connect()
-        self._applied: set[Callable[[sqlite_utils.Database], None]] = set()
-        self._deferred: list[tuple[str, Any]] = []
-        self._unsaved = 0  # deferred rows not committed yet, the queue and a batch being committed both
+        self._deferred: list[tuple[Executable, Mapping[str, Any]]] = []
         self._flusher: threading.Timer | None = None
-        self.migrate(_base_schema)
-
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA busy_timeout=30000")
-        conn.execute("PRAGMA foreign_keys=ON")
-        return conn
-
-    def migrate(self, step: Callable[[sqlite_utils.Database], None]) -> None:
-        """Apply an idempotent schema step once per Database (modules add their tables through this)."""
-        if step in self._applied:  # the hot paths call this on every use: no lock once applied
-            return
-        with self._write_lock:
-            if self._closed:
-                raise StoreError("the database is closed")
-            if step not in self._applied:
-                step(sqlite_utils.Database(self._writer))
-                self._applied.add(step)
+        self.cache: dict[str, Any] = {}  # values fixed for the life of the database (shared secrets)
+        if upgrade:
+            try:
+                migrate.upgrade(self._writer, self._reader)
+            except OperationalError as exc:
+                self.close()
+                raise StoreError(f"database unavailable: {exc.orig}") from exc
 
     @property
-    def reader(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._connect()
-            self._local.conn = conn
-        return conn
+    def engine(self):  # type: ignore[no-untyped-def]
+        """The engine writes go through (the only one on PostgreSQL)."""
+        return self._writer
 
-    def query(self, sql: str, params: Any = ()) -> list[sqlite3.Row]:
-        self.flush()  # reads see every deferred write made before them
-        return self.reader.execute(sql, params).fetchall()
+    def __repr__(self) -> str:
+        return f"Database({self.url.render_as_string(hide_password=True)!r})"
 
-    def one(self, sql: str, params: Any = ()) -> sqlite3.Row | None:
+    # -- reads ------------------------------------------------------------------------------
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A connection for reads that sees every write this Database made before it."""
         self.flush()
-        return self.reader.execute(sql, params).fetchone()
+        try:
+            with self._reader.connect() as conn:
+                yield conn
+        except (OperationalError, InterfaceError) as exc:
+            raise StoreError(f"database unavailable: {exc.orig}") from exc
 
-    def defer(self, sql: str, params: Any = ()) -> None:
+    def query(self, stmt: Statement, params: Params = None) -> list[RowMapping]:
+        """Every row of a select, as mappings."""
+        with self.read() as conn:
+            return list(conn.execute(_statement(stmt), params).mappings())
+
+    def one(self, stmt: Statement, params: Params = None) -> RowMapping | None:
+        """The first row of a select, or None."""
+        with self.read() as conn:
+            return conn.execute(_statement(stmt), params).mappings().first()
+
+    def scalar(self, stmt: Statement, params: Params = None) -> Any:
+        """The first column of the first row, or None."""
+        with self.read() as conn:
+            return conn.execute(_statement(stmt), params).scalar()
+
+    # -- writes -----------------------------------------------------------------------------
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction, committed (durably) before the block's caller goes on.
+
+        On SQLite another process holding the write lock makes us wait and retry rather than fail.
+        """
+        if self.dialect == "sqlite":
+            with self._write_lock:
+                self._check_open()
+                if self._deferred:
+                    self._commit_deferred()
+                with self._begin() as conn:
+                    yield conn
+            return
+        self.flush()
+        with self._begin() as conn:
+            yield conn
+
+    @contextmanager
+    def _begin(self) -> Iterator[Connection]:
+        conn = self._connect_begun()
+        with conn:
+            try:
+                with conn.get_transaction():  # type: ignore[union-attr]  # commit, or roll back on error
+                    yield conn
+            except (OperationalError, InterfaceError) as exc:
+                raise StoreError(f"database unavailable: {exc.orig}") from exc
+
+    def _connect_begun(self) -> Connection:
+        """A writer connection inside a new transaction (SQLite: holding the write lock)."""
+        for attempt in range(WRITE_ATTEMPTS):
+            conn = None
+            try:
+                conn = self._writer.connect()
+                conn.begin()
+                return conn
+            except (OperationalError, InterfaceError) as exc:
+                if conn is not None:
+                    conn.close()
+                busy = "locked" in str(exc) or "busy" in str(exc)
+                if not busy or attempt == WRITE_ATTEMPTS - 1:
+                    raise StoreError(f"database unavailable: {exc.orig}") from exc
+                time.sleep(0.05 * (2**attempt) * (1 + random.random()))
+        raise AssertionError("unreachable")
+
+    def execute(self, stmt: Statement, params: Params = None) -> int:
+        """Run one write statement in its own transaction; the number of rows it touched."""
+        with self.write() as conn:
+            return conn.execute(_statement(stmt), params).rowcount
+
+    def insert(self, table: Table, values: Mapping[str, Any]) -> Any:
+        """Insert one row in its own transaction; its primary key (the new id where numbered)."""
+        with self.write() as conn:
+            key = conn.execute(table.insert().values(**values)).inserted_primary_key
+        return key[0] if key is not None and len(key) == 1 else key
+
+    def defer(self, stmt: Executable, params: Mapping[str, Any]) -> None:
         """Queue a write that may be committed up to DEFER_SECONDS later, with others, in one
         transaction: for the request log, written on every keystroke-driven suggest.
 
@@ -127,120 +192,95 @@ class Database:
         always reads its own writes; a crash loses at most DEFER_SECONDS of deferred rows.
         """
         with self._write_lock:
-            if self._closed:
-                raise StoreError("the database is closed")
-            self._deferred.append((sql, params))
-            self._unsaved += 1
-            if len(self._deferred) < DEFER_BATCH and self._flusher is None:
+            self._check_open()
+            self._deferred.append((stmt, params))
+            full = len(self._deferred) >= DEFER_BATCH
+            if not full and self._flusher is None:
                 self._flusher = threading.Timer(DEFER_SECONDS, self._timed_flush)
                 self._flusher.daemon = True
                 self._flusher.start()
-        if len(self._deferred) >= DEFER_BATCH:
+        if full:
             self.flush()
 
     def flush(self) -> None:
-        """Commit the deferred writes now (one transaction); return once none is uncommitted.
-
-        A batch another thread is committing counts too: returning while it is in flight would let
-        the caller read before its own write is visible.
-        """
-        if not self._unsaved:
+        """Commit the deferred writes now (one transaction)."""
+        if not self._deferred:
             return
-        with self.write():
-            pass  # write() commits the queue before its own (empty) block
+        with self._write_lock:
+            self._check_open()
+            if self._deferred:
+                self._commit_deferred()
 
     def _timed_flush(self) -> None:
         try:
             self.flush()
-        except StoreError:
-            pass  # closed meanwhile: close() committed the queue
+        except StoreError as exc:  # closed meanwhile (close() committed the queue), or the database is down
+            log.warning("deferred writes not committed yet: %s", exc.message)
 
     def _commit_deferred(self) -> None:
         """Commit queued writes in their own transaction (the write lock is held): a bad one is
-        dropped with a warning and never undoes the caller's write."""
-        self._writer.execute("BEGIN IMMEDIATE")  # may raise "locked": the queue is kept for the retry
-        pending, self._deferred = self._deferred, []
+        dropped with a warning and never undoes the caller's write. On failure to reach the
+        database the queue is kept for the next try."""
+        pending = self._deferred
+        with self._begin() as conn:
+            for stmt, group in groupby(pending, key=lambda item: item[0]):
+                rows = [params for _stmt, params in group]
+                try:
+                    with conn.begin_nested():
+                        conn.execute(stmt, rows)
+                except DBAPIError:
+                    self._one_by_one(conn, stmt, rows)
+        self._deferred = self._deferred[len(pending):]
         if self._flusher is not None:
             self._flusher.cancel()
             self._flusher = None
-        try:
-            for sql, params in pending:
-                try:
-                    self._writer.execute(sql, params)
-                except sqlite3.Error as exc:
-                    log.warning("dropped a deferred write (%s): %s", exc, sql[:80])
-            self._writer.execute("COMMIT")
-        finally:
-            self._unsaved -= len(pending)
 
-    @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction, committed (durably, in WAL) before the block's caller goes on.
-
-        Another process holding the lock makes us wait and retry rather than fail.
-        """
-        with self._write_lock:
-            if self._closed:
-                raise StoreError("the database is closed")
-            for attempt in range(8):
-                try:
-                    if self._deferred:
-                        self._commit_deferred()
-                    self._writer.execute("BEGIN IMMEDIATE")
-                    break
-                except sqlite3.OperationalError as exc:
-                    if "locked" not in str(exc) and "busy" not in str(exc) or attempt == 7:
-                        raise StoreError(f"database unavailable: {exc}") from exc
-                    time.sleep(0.05 * (2**attempt) * (1 + random.random()))
+    @staticmethod
+    def _one_by_one(conn: Connection, stmt: Executable, rows: list[Mapping[str, Any]]) -> None:
+        for params in rows:
             try:
-                yield self._writer
-                self._writer.execute("COMMIT")
-            except BaseException:
-                self._writer.execute("ROLLBACK")
-                raise
+                with conn.begin_nested():
+                    conn.execute(stmt, params)
+            except DBAPIError as exc:
+                log.warning("dropped a deferred write (%s): %s", type(exc.orig).__name__, str(stmt)[:80])
 
-    def execute(self, sql: str, params: Any = ()) -> int:
-        """Run one write statement in its own transaction; return lastrowid."""
-        with self.write() as conn:
-            return int(conn.execute(sql, params).lastrowid or 0)
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError("the database is closed")
 
     def close(self) -> None:
+        """Commit what is queued, then close every connection."""
         if not self._closed:
             try:
                 self.flush()
             except StoreError:
                 pass
-        # Under the write lock: a background writer (the outbox) must never see a half-closed connection.
+        # Under the write lock: a background writer (the outbox) must never see a half-closed engine.
         with self._write_lock:
             self._closed = True
-            self._writer.close()
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
+            if self._flusher is not None:
+                self._flusher.cancel()
+            self._writer.dispose()
+            self._reader.dispose()
 
 
-class NoDatabaseError(KbError):
-    """There is no kb database here yet."""
+def open_database(settings: Any, *, create: bool = True) -> Database:
+    """The database the settings name, migrated, with the data directory's secret files imported
+    (releases before the database kept them there). `create=False` (read-only commands) refuses
+    to make a new SQLite file: MissingDatabaseError instead."""
+    from kb.storage.secrets import import_files
 
-    status_code = 404
-
-
-def open_database(settings: Settings, *, create: bool = True) -> Database:
-    """The database these settings name; with create=False a missing one is an error, never a new file
-    (a read-only command pointed at the wrong folder must not leave an empty kb.db behind)."""
-    if not create and not settings.db_path.exists():
-        raise NoDatabaseError(
-            f"No kb database in {settings.data} (kb.db is missing): point --data or KB_DATA at the data"
-            " directory of a kb that has run, or start `kb serve` there first."
-        )
-    return Database(settings.db_path)
-
-
-def _base_schema(db: sqlite_utils.Database) -> None:
-    for table, (columns, options) in SCHEMA.items():
-        db[table].create(columns, if_not_exists=True, **options)  # type: ignore[union-attr]
-    for table, cols in INDEXES:
-        db[table].create_index(cols, if_not_exists=True)  # type: ignore[union-attr]
+    url = database_url(settings.database_url, settings.data)
+    path = sqlite_path(url)
+    if not create and path is not None and not path.exists():
+        raise MissingDatabaseError(f"No database at {path}: run `kb serve` there first, or pass --data.")
+    db = Database(url)
+    try:
+        import_files(db, settings.data)
+    except BaseException:
+        db.close()
+        raise
+    return db
 
 
 def now() -> float:
@@ -252,21 +292,24 @@ def record_request(
     answered: bool, top_confidence: float, fallback: bool, results: list[dict], source: str = "",
 ) -> None:
     """Store one suggest or search with what it returned (deferred: one commit per batch)."""
-    db.defer(
-        "INSERT OR REPLACE INTO requests (id, ts, kind, session, query, locale, answered,"
-        " top_confidence, fallback, results, source) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-        (request_id, now(), kind, session, query, locale, int(answered), top_confidence,
-         int(fallback), json.dumps(results, ensure_ascii=False), source),
-    )
+    stmt = db.cache.get("record_request")
+    if stmt is None:  # one statement object for every row: the batch goes out as one executemany
+        columns = [c.name for c in schema.requests.columns if c.name != "id"]
+        stmt = upsert(db.dialect, schema.requests, ["id"], replace=columns)
+        db.cache["record_request"] = stmt
+    db.defer(stmt, {
+        "id": request_id, "ts": now(), "kind": kind, "session": session, "query": query, "locale": locale,
+        "answered": int(answered), "top_confidence": top_confidence, "fallback": int(fallback),
+        "results": json.dumps(results, ensure_ascii=False), "source": source,
+    })
 
 
 def record_event(db: Database, *, session: str, type: str, request_id: str = "", slug: str = "",
                  data: dict | None = None, ts: float | None = None) -> int:
-    """Store one funnel event."""
-    return db.execute(
-        "INSERT INTO events (ts, session, type, request_id, slug, data) VALUES (?,?,?,?,?,?)",
-        (ts or now(), session, type, request_id, slug, json.dumps(data or {}, ensure_ascii=False)),
-    )
+    """Store one funnel event; its id."""
+    return int(db.insert(schema.events, {
+        "ts": ts or now(), "session": session, "type": type, "request_id": request_id, "slug": slug,
+        "data": json.dumps(data or {}, ensure_ascii=False)}))
 
 
 COMMENT_CHARS = 2000  # the longest "Was this helpful?" comment (API, article page, widget)
@@ -274,11 +317,14 @@ COMMENT_CHARS = 2000  # the longest "Was this helpful?" comment (API, article pa
 
 def record_feedback(db: Database, *, request_id: str, slug: str, helpful: bool, comment: str,
                     session: str, source: str) -> int:
-    """Store one "Was this helpful?" answer, with the request text it answered if known."""
-    row = db.one("SELECT query, locale FROM requests WHERE id = ?", (request_id,)) if request_id else None
-    return db.execute(
-        "INSERT INTO feedback (ts, request_id, slug, helpful, comment, session, source, query, locale)"
-        " VALUES (?,?,?,?,?,?,?,?,?)",
-        (now(), request_id, slug, int(helpful), comment, session, source,
-         row["query"] if row else "", row["locale"] if row else ""),
-    )
+    """Store one "Was this helpful?" answer, with the request text it answered if known; its id."""
+    r = schema.requests
+    row = db.one(r.select().with_only_columns(r.c.query, r.c.locale).where(r.c.id == request_id)) if request_id else None
+    return int(db.insert(schema.feedback, {
+        "ts": now(), "request_id": request_id, "slug": slug, "helpful": int(helpful), "comment": comment,
+        "session": session, "source": source, "query": row["query"] if row else "",
+        "locale": row["locale"] if row else ""}))
+
+
+__all__ = ["Database", "StoreError", "MissingDatabaseError", "open_database", "upsert", "record_request",
+           "record_event", "record_feedback"]

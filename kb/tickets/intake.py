@@ -1,17 +1,17 @@
 """Tickets: validation, the transcript of the session, and one durable write with the outbox.
 
-Schema (created idempotently on first use through ``db.migrate``):
+Tables (kb/storage/schema.py):
 
 - ``tickets``: id ("T-" + 10 base32 chars), ts, name, email, subject, body, category, locale,
   session, request_id, transcript (JSON, see `transcript`), idempotency_key (uuid4, unique),
-  ip_hash (sha256 of ip + a secret; raw IPs are never stored), status (``pending`` until every
+  ip_hash (sha256 of ip + a secret shared by every replica; raw IPs are never stored), status (``pending`` until every
   sink has it, then ``delivered``; ``failed`` if a sink gave up; ``stored`` when no sink is
   configured).
 - ``outbox``: one row per ticket and configured sink ('webhook' | 'email'): status
   pending|delivered|failed, attempts, next_attempt_at, last_error, delivered_at, claimed_until.
 
 A ticket and its outbox rows are inserted in the same write transaction, committed before
-`create_ticket` returns, so an acknowledged ticket is never lost; kb/outbox.py delivers them.
+`create_ticket` returns, so an acknowledged ticket is never lost; kb/tickets/outbox.py delivers them.
 
 Honeypot: a non-empty ``website`` field (hidden from people, filled by bots) gets the same
 success answer with a fake id, and nothing is stored, so bots learn nothing.
@@ -30,12 +30,15 @@ import unicodedata
 import uuid
 from typing import Any
 
-import sqlite_utils
+from sqlalchemy import Select, select
 
 from kb.clock import iso
 from kb.errors import ValidationError
 from kb.settings import Settings
+from kb.storage import schema
 from kb.storage.database import Database
+from kb.storage.limits import RateLimiter
+from kb.storage.secrets import IP_SALT, shared_secret
 
 log = logging.getLogger("kb.tickets.intake")
 
@@ -55,31 +58,6 @@ _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,49}$")
 _LOCALE = re.compile(r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8}){0,3}$")
 _BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 _TOKEN = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
-_salts: dict[str, str] = {}
-
-
-def ensure_schema(db: Database) -> None:
-    """Create the tickets and outbox tables on this database once (idempotent)."""
-    db.migrate(_schema)
-
-
-def _schema(db: sqlite_utils.Database) -> None:
-    db["tickets"].create(  # type: ignore[union-attr]
-        {"id": str, "ts": float, "name": str, "email": str, "subject": str, "body": str,
-         "category": str, "locale": str, "session": str, "request_id": str, "transcript": str,
-         "idempotency_key": str, "ip_hash": str, "status": str},
-        pk="id", if_not_exists=True,
-    )
-    db["outbox"].create(  # type: ignore[union-attr]
-        {"id": int, "ticket_id": str, "sink": str, "status": str, "attempts": int,
-         "next_attempt_at": float, "last_error": str, "delivered_at": float, "claimed_until": float},
-        pk="id", foreign_keys=[("ticket_id", "tickets", "id")], if_not_exists=True,
-    )
-    db["tickets"].create_index(["idempotency_key"], unique=True, if_not_exists=True)  # type: ignore[union-attr]
-    db["tickets"].create_index(["ts"], if_not_exists=True)  # type: ignore[union-attr]
-    db["tickets"].create_index(["status", "ts"], if_not_exists=True)  # type: ignore[union-attr]
-    db["outbox"].create_index(["ticket_id", "sink"], unique=True, if_not_exists=True)  # type: ignore[union-attr]
-    db["outbox"].create_index(["status", "next_attempt_at"], if_not_exists=True)  # type: ignore[union-attr]
 
 
 def sinks(settings: Settings) -> list[str]:
@@ -160,28 +138,30 @@ def validate(data: dict[str, Any]) -> dict[str, str]:
     return out
 
 
+def _newest_first_then_in_order(query: Select, limit: int) -> Select:
+    """The newest `limit` rows of a query on ts, returned oldest first."""
+    newest = query.order_by(query.selected_columns.ts.desc()).limit(limit).subquery()
+    return select(newest).order_by(newest.c.ts)
+
+
 def transcript(db: Database, session: str, request_id: str = "", since: float = 0.0) -> dict[str, list]:
     """What the user typed in the session and which suggestions were shown, opened and rejected."""
+    r, e = schema.requests, schema.events
+    columns = (r.c.id, r.c.ts, r.c.kind, r.c.query, r.c.locale, r.c.answered, r.c.top_confidence, r.c.fallback,
+               r.c.results)
     requests: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
     if session:
-        rows = db.query(
-            "SELECT * FROM (SELECT id, ts, kind, query, locale, answered, top_confidence, fallback, results"
-            " FROM requests WHERE session = ? AND ts >= ? ORDER BY ts DESC LIMIT ?) ORDER BY ts",
-            (session, since, TRANSCRIPT_LIMIT),
-        )
-        requests = [_request(r) for r in rows]
-        marks = ",".join("?" * len(TRANSCRIPT_EVENTS))
-        rows = db.query(
-            f"SELECT * FROM (SELECT ts, type, request_id, slug, data FROM events WHERE session = ?"
-            f" AND ts >= ? AND type IN ({marks}) ORDER BY ts DESC LIMIT ?) ORDER BY ts",
-            (session, since, *TRANSCRIPT_EVENTS, TRANSCRIPT_LIMIT),
-        )
-        events = [{"ts": r["ts"], "type": r["type"], "request_id": r["request_id"] or "",
-                   "slug": r["slug"] or "", "data": _loads(r["data"], {})} for r in rows]
-    if request_id and not any(r["id"] == request_id for r in requests):
-        row = db.one("SELECT id, ts, kind, query, locale, answered, top_confidence, fallback, results"
-                     " FROM requests WHERE id = ?", (request_id,))
+        rows = db.query(_newest_first_then_in_order(
+            select(*columns).where(r.c.session == session, r.c.ts >= since), TRANSCRIPT_LIMIT))
+        requests = [_request(row) for row in rows]
+        rows = db.query(_newest_first_then_in_order(
+            select(e.c.ts, e.c.type, e.c.request_id, e.c.slug, e.c.data)
+            .where(e.c.session == session, e.c.ts >= since, e.c.type.in_(TRANSCRIPT_EVENTS)), TRANSCRIPT_LIMIT))
+        events = [{"ts": row["ts"], "type": row["type"], "request_id": row["request_id"] or "",
+                   "slug": row["slug"] or "", "data": _loads(row["data"], {})} for row in rows]
+    if request_id and not any(item["id"] == request_id for item in requests):
+        row = db.one(select(*columns).where(r.c.id == request_id))
         if row is not None:
             requests.append(_request(row))
     return {"requests": requests, "events": events}
@@ -201,66 +181,40 @@ def _loads(text: str | None, default: Any) -> Any:
         return default
 
 
-def ip_hash(settings: Settings, ip: str) -> str:
+def ip_hash(db: Database, settings: Settings, ip: str) -> str:
     """sha256 of the client address and a secret: counts repeat senders, never stores the IP."""
-    return hashlib.sha256(f"{_salt(settings)}|{ip}".encode()).hexdigest()
+    salt = settings.secret_key or shared_secret(db, IP_SALT)
+    return hashlib.sha256(f"{salt}|{ip}".encode()).hexdigest()
 
 
-def _salt(settings: Settings) -> str:
-    if settings.secret_key:
-        return settings.secret_key
-    path = settings.data / "ip_salt"
-    key = str(path)
-    if key not in _salts:
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                with open(path, "x", encoding="ascii") as f:  # "x": a concurrent writer wins
-                    f.write(secrets.token_hex(32))
-                path.chmod(0o600)
-            except FileExistsError:
-                pass
-        _salts[key] = path.read_text(encoding="ascii").strip()
-    return _salts[key]
-
-
-def create_ticket(db: Database, settings: Settings, data: dict[str, Any], ip: str, limiter=None) -> dict[str, Any]:
+def create_ticket(db: Database, settings: Settings, data: dict[str, Any], ip: str,
+                  limiter: RateLimiter | None = None) -> dict[str, Any]:
     """Validate, rate-limit and durably store a ticket with its transcript and outbox rows."""
     if limiter is not None:
-        limiter.hit("tickets:" + ip, settings.rate_tickets_per_hour, 3600)
+        limiter.reserve("tickets:" + ip, settings.rate_tickets_per_hour, 3600)
     fields = validate(data)
     now = time.time()
     if str(data.get("website") or "").strip():
         log.info("honeypot field filled: ticket dropped")
         return {"id": new_ticket_id(), "status": "pending" if sinks(settings) else "stored", "created": iso(now), "ts": now,
                 "transcript": {"requests": [], "events": []}, "transcript_requests": 0, **fields}
-    ensure_schema(db)
     since = now - settings.implicit_window_hours * 3600
     transcript_of = transcript(db, fields["session"], fields["request_id"], since)
     record: dict[str, Any] = {"id": new_ticket_id(), "ts": now, **fields,
               "transcript": transcript_of,
-              "idempotency_key": str(uuid.uuid4()), "ip_hash": ip_hash(settings, ip)}
+              "idempotency_key": str(uuid.uuid4()), "ip_hash": ip_hash(db, settings, ip)}
     targets = sinks(settings)
     record["status"] = "pending" if targets else "stored"
     with db.write() as conn:
-        conn.execute(
-            "INSERT INTO tickets (id, ts, name, email, subject, body, category, locale, session,"
-            " request_id, transcript, idempotency_key, ip_hash, status)"
-            " VALUES (:id, :ts, :name, :email, :subject, :body, :category, :locale, :session,"
-            " :request_id, :transcript, :idempotency_key, :ip_hash, :status)",
-            {**record, "transcript": json.dumps(record["transcript"], ensure_ascii=False)},
-        )
+        conn.execute(schema.tickets.insert().values(
+            **{**record, "transcript": json.dumps(record["transcript"], ensure_ascii=False)}))
         for sink in targets:
-            conn.execute(
-                "INSERT INTO outbox (ticket_id, sink, status, attempts, next_attempt_at, last_error,"
-                " delivered_at, claimed_until) VALUES (?, ?, 'pending', 0, ?, '', NULL, 0)",
-                (record["id"], sink, now),
-            )
-        conn.execute(
-            "INSERT INTO events (ts, session, type, request_id, slug, data) VALUES (?,?,?,?,?,?)",
-            (now, fields["session"], "ticket_created", fields["request_id"], "",
-             json.dumps({"ticket_id": record["id"]})),
-        )
+            conn.execute(schema.outbox.insert().values(
+                ticket_id=record["id"], sink=sink, status="pending", attempts=0, next_attempt_at=now,
+                last_error="", delivered_at=None, claimed_until=0))
+        conn.execute(schema.events.insert().values(
+            ts=now, session=fields["session"], type="ticket_created", request_id=fields["request_id"], slug="",
+            data=json.dumps({"ticket_id": record["id"]})))
     record.pop("ip_hash")
     return {**record, "created": iso(now), "sinks": targets,
             "transcript_requests": len(transcript_of["requests"])}
@@ -268,11 +222,10 @@ def create_ticket(db: Database, settings: Settings, data: dict[str, Any], ip: st
 
 def get_ticket(db: Database, ticket_id: str) -> dict[str, Any] | None:
     """One stored ticket with its transcript decoded (the IP hash left out)."""
-    ensure_schema(db)
-    row = db.one("SELECT * FROM tickets WHERE id = ?", (ticket_id,))
+    row = db.one(select(schema.tickets).where(schema.tickets.c.id == ticket_id))
     if row is None:
         return None
-    out = {k: row[k] for k in row.keys() if k != "ip_hash"}
+    out = {k: v for k, v in row.items() if k != "ip_hash"}
     out["transcript"] = _loads(out["transcript"], {"requests": [], "events": []})
     out["created"] = iso(out["ts"])
     return out
@@ -280,13 +233,13 @@ def get_ticket(db: Database, ticket_id: str) -> dict[str, Any] | None:
 
 def list_tickets(db: Database, status: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
     """Newest tickets first, each with its delivery state per sink."""
-    ensure_schema(db)
-    where, params = ("WHERE status = ?", [status]) if status else ("", [])
-    rows = db.query(f"SELECT id, ts, name, email, subject, status FROM tickets {where}"
-                    " ORDER BY ts DESC LIMIT ?", (*params, limit))
-    out = []
-    for row in rows:
-        deliveries = db.query("SELECT id, sink, status, attempts, next_attempt_at, last_error, delivered_at"
-                              " FROM outbox WHERE ticket_id = ? ORDER BY sink", (row["id"],))
-        out.append({**dict(row), "created": iso(row["ts"]), "deliveries": [dict(d) for d in deliveries]})
-    return out
+    t, o = schema.tickets, schema.outbox
+    query = select(t.c.id, t.c.ts, t.c.name, t.c.email, t.c.subject, t.c.status).order_by(t.c.ts.desc()).limit(limit)
+    rows = db.query(query.where(t.c.status == status) if status else query)
+    deliveries: dict[str, list[dict[str, Any]]] = {row["id"]: [] for row in rows}
+    if deliveries:
+        for d in db.query(select(o.c.id, o.c.ticket_id, o.c.sink, o.c.status, o.c.attempts, o.c.next_attempt_at,
+                                 o.c.last_error, o.c.delivered_at)
+                          .where(o.c.ticket_id.in_(list(deliveries))).order_by(o.c.ticket_id, o.c.sink)):
+            deliveries[d["ticket_id"]].append({k: v for k, v in d.items() if k != "ticket_id"})
+    return [{**dict(row), "created": iso(row["ts"]), "deliveries": deliveries[row["id"]]} for row in rows]

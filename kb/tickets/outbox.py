@@ -1,10 +1,13 @@
 """Deliver stored tickets to their sinks (webhook, email) at least once, with retries and backoff.
 
-All delivery state lives in the ``outbox`` table (see kb/tickets.py), so delivery resumes after a
-restart. A worker claims due rows in one write transaction (``claimed_until`` = now + 60 s) so two
-workers or processes never send the same row at once; a worker that dies mid-delivery leaves a
-claim that simply expires. Receivers dedupe on the ticket's idempotency key (the webhook's
-``Idempotency-Key`` header, the email's Message-ID), which turns at-least-once into exactly-once.
+All delivery state lives in the ``outbox`` table (see kb/tickets/intake.py), so delivery resumes
+after a restart. A worker claims due rows in one write transaction (``claimed_until`` = now + 60 s)
+so two workers, processes or replicas never send the same row at once: on PostgreSQL the claiming
+select is ``FOR UPDATE SKIP LOCKED`` (replicas claiming together take disjoint rows without
+waiting), on SQLite the write lock serialises claims. A worker that dies mid-delivery leaves a
+claim that simply expires. Every attempt carries the ticket's idempotency key (the webhook's
+``Idempotency-Key`` header, the email's Message-ID), so receivers that dedupe on it turn
+at-least-once into exactly-once.
 """
 
 from __future__ import annotations
@@ -26,10 +29,13 @@ from typing import Any, Callable
 
 import httpx
 
+from sqlalchemy import Connection, func, select, update
+
 from kb.errors import KbError
 from kb.settings import Settings
 from kb.storage.database import Database
-from kb.tickets.intake import ensure_schema, get_ticket, is_email
+from kb.storage.schema import outbox, tickets
+from kb.tickets.intake import get_ticket, is_email
 
 log = logging.getLogger("kb.tickets.outbox")
 
@@ -151,20 +157,21 @@ def backoff(settings: Settings, attempts: int) -> float:
 
 def claim(db: Database, now: float, limit: int = BATCH) -> list[dict[str, Any]]:
     """Atomically take up to `limit` due rows for this worker for LEASE_SECONDS."""
-    due = "status = 'pending' AND next_attempt_at <= ? AND claimed_until < ?"
-    if db.one(f"SELECT 1 FROM outbox WHERE {due} LIMIT 1", (now, now)) is None:
+    o = outbox
+    due = (o.c.status == "pending", o.c.next_attempt_at <= now, o.c.claimed_until < now)
+    if db.one(select(o.c.id).where(*due).limit(1)) is None:
         return []  # the common case stays a read: no write lock every second
     with db.write() as conn:
-        rows = conn.execute(f"SELECT id, ticket_id, sink, attempts FROM outbox WHERE {due}"
-                            " ORDER BY next_attempt_at, id LIMIT ?", (now, now, limit)).fetchall()
-        conn.executemany("UPDATE outbox SET claimed_until = ? WHERE id = ?",
-                         [(now + LEASE_SECONDS, r["id"]) for r in rows])
+        rows = conn.execute(select(o.c.id, o.c.ticket_id, o.c.sink, o.c.attempts).where(*due)
+                            .order_by(o.c.next_attempt_at, o.c.id).limit(limit)
+                            .with_for_update(skip_locked=True)).mappings().all()  # SQLite renders no FOR UPDATE
+        if rows:
+            conn.execute(update(o).where(o.c.id.in_([r["id"] for r in rows])).values(claimed_until=now + LEASE_SECONDS))
     return [dict(r) for r in rows]
 
 
 def deliver_due(db: Database, settings: Settings, now: float | None = None, limit: int = BATCH) -> dict[str, int]:
     """One delivery pass over the due outbox rows; returns counts by outcome."""
-    ensure_schema(db)
     now = time.time() if now is None else now
     counts = {"claimed": 0, "delivered": 0, "retrying": 0, "failed": 0, "released": 0}
     rows = claim(db, now, limit)
@@ -173,7 +180,7 @@ def deliver_due(db: Database, settings: Settings, now: float | None = None, limi
     for row in rows:
         # Stop while the lease still covers a whole attempt, and skip a sink that is down.
         if row["sink"] in down or time.monotonic() - started > LEASE_SECONDS - 3 * TIMEOUT_SECONDS:
-            db.execute("UPDATE outbox SET claimed_until = 0 WHERE id = ?", (row["id"],))
+            db.execute(update(outbox).where(outbox.c.id == row["id"]).values(claimed_until=0))
             counts["released"] += 1
             continue
         outcome = _attempt(db, settings, row, now)
@@ -206,45 +213,43 @@ def _attempt(db: Database, settings: Settings, row: dict[str, Any], now: float) 
     except Exception as exc:  # any failure of one row must not stop the others
         attempts = row["attempts"] + 1
         failed = attempts >= settings.outbox_max_attempts
-        status = "failed" if failed else "pending"
         message = exc.message if isinstance(exc, KbError) else f"{type(exc).__name__}: {exc}"
         log.warning("delivery %s of %s to %s failed (attempt %d): %s", row["id"], row["ticket_id"],
                     row["sink"], attempts, message)
         with db.write() as conn:
-            conn.execute("UPDATE outbox SET status = ?, attempts = ?, next_attempt_at = ?, last_error = ?,"
-                         " claimed_until = 0 WHERE id = ?",
-                         (status, attempts, now + backoff(settings, attempts), message[:1000], row["id"]))
+            conn.execute(update(outbox).where(outbox.c.id == row["id"]).values(
+                status="failed" if failed else "pending", attempts=attempts, claimed_until=0,
+                next_attempt_at=now + backoff(settings, attempts), last_error=message[:1000]))
             _settle(conn, row["ticket_id"])
         return "failed" if failed else "retrying"
     with db.write() as conn:
-        conn.execute("UPDATE outbox SET status = 'delivered', attempts = attempts + 1, delivered_at = ?,"
-                     " last_error = '', claimed_until = 0 WHERE id = ?", (time.time(), row["id"]))
+        conn.execute(update(outbox).where(outbox.c.id == row["id"]).values(
+            status="delivered", attempts=outbox.c.attempts + 1, delivered_at=time.time(), last_error="",
+            claimed_until=0))
         _settle(conn, row["ticket_id"])
     return "delivered"
 
 
-def _settle(conn, ticket_id: str) -> None:
+def _settle(conn: Connection, ticket_id: str) -> None:
     """Set the ticket's status from its outbox rows: failed > pending > delivered."""
-    states = {r[0] for r in conn.execute("SELECT status FROM outbox WHERE ticket_id = ?", (ticket_id,))}
+    states = set(conn.execute(select(outbox.c.status).where(outbox.c.ticket_id == ticket_id)).scalars())
     status = "failed" if "failed" in states else "pending" if "pending" in states else "delivered"
-    conn.execute("UPDATE tickets SET status = ? WHERE id = ?", (status, ticket_id))
+    conn.execute(update(tickets).where(tickets.c.id == ticket_id).values(status=status))
 
 
 def retry(db: Database, ids: list[str] | None = None, now: float | None = None) -> int:
     """Make failed rows (or the given tickets' or outbox ids' rows) pending and due now."""
-    ensure_schema(db)
     now = time.time() if now is None else now
     if ids:
         numbers = [int(i) for i in ids if i.isdigit()]
         names = [i for i in ids if not i.isdigit()]
-        where = (f"(ticket_id IN ({','.join('?' * len(names))}) OR id IN ({','.join('?' * len(numbers))}))")
-        params: list[Any] = [*names, *numbers]
+        where = outbox.c.ticket_id.in_(names) | outbox.c.id.in_(numbers)
     else:
-        where, params = "status = 'failed'", []
+        where = outbox.c.status == "failed"
     with db.write() as conn:
-        ticket_ids = [r[0] for r in conn.execute(f"SELECT DISTINCT ticket_id FROM outbox WHERE {where}", params)]
-        count = conn.execute(f"UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ?,"
-                             f" claimed_until = 0 WHERE {where}", (now, *params)).rowcount
+        ticket_ids = list(conn.execute(select(func.distinct(outbox.c.ticket_id)).where(where)).scalars())
+        count = conn.execute(update(outbox).where(where).values(
+            status="pending", attempts=0, next_attempt_at=now, claimed_until=0)).rowcount
         for ticket_id in ticket_ids:
             _settle(conn, ticket_id)
     return count

@@ -92,7 +92,7 @@ def login_form(request: Request, state: State, next: FromQuery[str] = "/admin") 
     """The login form (its CSRF token is bound to a short-lived nonce cookie)."""
     if _staff(request, state):
         return Redirect(_safe_next(next), status_code=303)
-    cookie, token = auth.login_nonce(state["settings"])
+    cookie, token = auth.login_nonce(state["db"], state["settings"])
     return _login_page(state, token, _safe_next(next), "", 200, cookie)
 
 
@@ -108,7 +108,7 @@ async def login(request: Request, state: State) -> Template | Redirect:
     """Check the credentials; on success issue a brand-new session (no fixation)."""
     form = {k: str(v) for k, v in (await request.form()).items()}
     settings, nonce = state["settings"], request.cookies.get(LOGIN_COOKIE)
-    auth.check_csrf(auth.login_token(settings, nonce), form.get("csrf_token"))
+    auth.check_csrf(await to_thread.run_sync(auth.login_token, state["db"], settings, nonce), form.get("csrf_token"))
     try:
         user_id = await to_thread.run_sync(auth.authenticate, state["db"], settings, state["limiter"],
                                            form.get("email", ""), form.get("password", ""), client_ip(request))

@@ -22,10 +22,10 @@ from kb.serving.desk import Desk
 from kb.logs import ProgressLog
 from kb.errors import IndexUnavailableError, KbError, RateLimitedError, ValidationError
 from kb.settings import Settings
-from kb.storage.database import COMMENT_CHARS, Database
+from kb.storage.database import COMMENT_CHARS, open_database
+from kb.storage.limits import RateLimiter
 from kb.tickets.intake import FIELD_CHARS
 from kb.web import background, routes
-from kb.web.limits import RateLimiter
 from kb.web.pages import error_page
 
 log = logging.getLogger("kb")
@@ -43,11 +43,11 @@ SECURITY_HEADERS = {
 
 
 def build_services(settings: Settings, embedder=None) -> State:
-    """Create the long-lived objects: embedder, database, desk (index loaded or built)."""
+    """Create the long-lived objects: embedder, database (migrated), desk (index loaded or built)."""
     from kb.content.indexer import index_directory, make_embedder
 
     embedder = embedder or make_embedder(settings)
-    db = Database(settings.db_path)
+    db = open_database(settings)
     desk = Desk(settings, embedder, db)
     try:
         desk.load()
@@ -62,7 +62,7 @@ def build_services(settings: Settings, embedder=None) -> State:
         log.info("indexed %d articles (%d passages) in %.1f s, %d files skipped", summary.articles,
                  summary.passages, summary.seconds, len(summary.skipped))
         desk.load()
-    return State({"settings": settings, "db": db, "desk": desk, "limiter": RateLimiter()})
+    return State({"settings": settings, "db": db, "desk": desk, "limiter": RateLimiter(db)})
 
 
 def _lifespan(settings: Settings, services: State | None, run_background: bool) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
@@ -81,6 +81,7 @@ def _lifespan(settings: Settings, services: State | None, run_background: bool) 
         finally:
             for task in tasks:
                 task.cancel()
+            await to_thread.run_sync(app.state["limiter"].close)  # its last counts reach the other replicas
 
     return lifespan
 

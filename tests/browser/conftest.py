@@ -19,7 +19,6 @@ import hmac
 import json
 import os
 import shutil
-import sqlite3
 import sys
 import threading
 import time
@@ -33,7 +32,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from servers import start_server, stop_server  # noqa: E402
+from servers import committed, start_server, stop_server  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -273,20 +272,11 @@ def kb_server(kb_data: Path, demo_site: DemoSite, webhook: Webhook) -> Iterator[
 
 
 @pytest.fixture
-def db(kb_data: Path) -> Callable[[str, tuple], list[sqlite3.Row]]:
-    """Read-only queries on the server's SQLite database."""
+def db(kb_data: Path) -> Callable[[str, tuple], list[Any]]:
+    """Queries on what the server has committed to its database, through a fresh engine."""
 
-    def query(sql: str, params: tuple = ()) -> list[sqlite3.Row]:
-        conn = sqlite3.connect(f"file:{kb_data / 'kb.db'}?mode=ro", uri=True, timeout=10)
-        conn.row_factory = sqlite3.Row
-        try:
-            return conn.execute(sql, params).fetchall()
-        except sqlite3.OperationalError as exc:  # the table is created on first use
-            if "no such table" in str(exc):
-                return []
-            raise
-        finally:
-            conn.close()
+    def query(sql: str, params: tuple = ()) -> list[Any]:
+        return committed(kb_data / "kb.db", sql, params)
 
     return query
 
