@@ -82,7 +82,7 @@ def _settings(ctx: click.Context, **overrides: Any) -> Settings:
 
 def _database(settings: Settings, create: bool = False) -> Database:
     """The data directory's database; read-only commands pass create=False and refuse a missing one."""
-    from kb.storage.database import open_database
+    from kb.storage.startup import open_database
 
     return open_database(settings, create=create)
 

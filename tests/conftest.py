@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
 
+from postgres import PostgresServer, PostgresUnavailable
 from servers import start_server, stop_server
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,3 +81,29 @@ def live_server(tmp_path_factory, indexed_dir):
     proc, base = start_server(data, {"KB_RATE_SUGGEST_PER_MINUTE": "0", "KB_RATE_TICKETS_PER_HOUR": "0"})
     yield base
     stop_server(proc)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A PostgreSQL 15 server in a temporary directory: fails in CI when it cannot start, skips
+    locally saying why."""
+    try:
+        server = PostgresServer()
+    except PostgresUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"{exc}: the PostgreSQL tests must run in CI, not be skipped")
+        pytest.skip(str(exc))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path) -> str:
+    """An empty database on each engine: a SQLite file, or a new database on the test server."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'kb.db'}"
+        return
+    server = request.getfixturevalue("postgres")
+    url = server.new_database()
+    yield url
+    server.drop_database(url)

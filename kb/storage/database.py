@@ -45,10 +45,6 @@ class StoreError(KbError):
     status_code = 503
 
 
-class MissingDatabaseError(KbError):
-    """There is no database here yet."""
-
-
 def upsert(dialect: str, table: Table, index: Sequence[str], *, replace: Sequence[str] = (),
            update: Mapping[str, Any] | None = None, where: Any = None) -> Insert:
     """INSERT … ON CONFLICT (index) DO UPDATE SET (the `replace` columns from the new row, then
@@ -264,25 +260,6 @@ class Database:
             self._reader.dispose()
 
 
-def open_database(settings: Any, *, create: bool = True) -> Database:
-    """The database the settings name, migrated, with the data directory's secret files imported
-    (releases before the database kept them there). `create=False` (read-only commands) refuses
-    to make a new SQLite file: MissingDatabaseError instead."""
-    from kb.storage.secrets import import_files
-
-    url = database_url(settings.database_url, settings.data)
-    path = sqlite_path(url)
-    if not create and path is not None and not path.exists():
-        raise MissingDatabaseError(f"No database at {path}: run `kb serve` there first, or pass --data.")
-    db = Database(url)
-    try:
-        import_files(db, settings.data)
-    except BaseException:
-        db.close()
-        raise
-    return db
-
-
 def now() -> float:
     return time.time()
 
@@ -326,5 +303,4 @@ def record_feedback(db: Database, *, request_id: str, slug: str, helpful: bool, 
         "locale": row["locale"] if row else ""}))
 
 
-__all__ = ["Database", "StoreError", "MissingDatabaseError", "open_database", "upsert", "record_request",
-           "record_event", "record_feedback"]
+__all__ = ["Database", "StoreError", "upsert", "record_request", "record_event", "record_feedback"]

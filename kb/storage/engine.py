@@ -33,10 +33,10 @@ def database_url(setting: str, data: Path) -> URL:
         url = make_url(setting)
     except Exception as exc:  # sqlalchemy raises ArgumentError with the offending text
         raise DatabaseURLError(f"KB_DATABASE_URL is not a database URL: {exc}") from exc
-    backend = url.get_backend_name()
+    backend, _, driver = url.drivername.partition("+")
     if backend == "postgres":  # the spelling Heroku and libpq accept
         backend = "postgresql"
-    if backend not in SCHEMES or url.get_driver_name() not in ("", "pysqlite", "psycopg"):
+    if backend not in SCHEMES or driver not in ("", "pysqlite", "psycopg"):
         raise DatabaseURLError(f"KB_DATABASE_URL: kb runs on sqlite:///PATH or postgresql://…, not {url.drivername}://")
     return url.set(drivername="postgresql+psycopg" if backend == "postgresql" else "sqlite")
 

@@ -22,7 +22,8 @@ from kb.serving.desk import Desk
 from kb.logs import ProgressLog
 from kb.errors import IndexUnavailableError, KbError, RateLimitedError, ValidationError
 from kb.settings import Settings
-from kb.storage.database import COMMENT_CHARS, open_database
+from kb.storage.database import COMMENT_CHARS
+from kb.storage.startup import open_database
 from kb.storage.limits import RateLimiter
 from kb.tickets.intake import FIELD_CHARS
 from kb.web import background, routes
