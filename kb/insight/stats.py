@@ -158,14 +158,14 @@ def _tickets(db: Database, since: float) -> list[dict]:
 def compute(db: Database, settings: Settings, span: Period, now: float) -> Stats:
     """All figures for the period; `now` decides which implicit windows have closed."""
     lo, hi, window = span.since, span.until, settings.implicit_window_hours * 3600
-    r, e, f = schema.requests, schema.events, schema.feedback
-    requests = [dict(row) for row in db.query(select(r.c.id, r.c.ts, r.c.session, r.c.query, r.c.answered)
-                                              .where(r.c.ts >= lo, r.c.ts < hi).order_by(r.c.ts))]
-    events = [dict(row) for row in db.query(select(e.c.ts, e.c.session, e.c.type, e.c.request_id, e.c.slug, e.c.data)
-                                            .where(e.c.ts >= lo, e.c.ts < hi).order_by(e.c.ts))]
+    rq, ev, fb = schema.requests, schema.events, schema.feedback
+    requests = [dict(row) for row in db.query(select(rq.c.id, rq.c.ts, rq.c.session, rq.c.query, rq.c.answered)
+                                              .where(rq.c.ts >= lo, rq.c.ts < hi).order_by(rq.c.ts))]
+    events = [dict(row) for row in db.query(select(ev.c.ts, ev.c.session, ev.c.type, ev.c.request_id, ev.c.slug,
+                                                   ev.c.data).where(ev.c.ts >= lo, ev.c.ts < hi).order_by(ev.c.ts))]
     feedback = [dict(row) for row in db.query(
-        select(f.c.ts, f.c.request_id, f.c.slug, f.c.helpful, f.c.session, r.c.session.label("request_session"))
-        .join_from(f, r, r.c.id == f.c.request_id, isouter=True).where(f.c.ts >= lo, f.c.ts < hi))]
+        select(fb.c.ts, fb.c.request_id, fb.c.slug, fb.c.helpful, fb.c.session, rq.c.session.label("request_session"))
+        .join_from(fb, rq, rq.c.id == fb.c.request_id, isouter=True).where(fb.c.ts >= lo, fb.c.ts < hi))]
     tickets = _tickets(db, lo)
     first_request: dict[str, float] = {}
     for r in requests:

@@ -29,7 +29,7 @@ from typing import Any, Callable
 
 import httpx
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import ColumnElement, Connection, func, select, update
 
 from kb.errors import KbError
 from kb.settings import Settings
@@ -243,7 +243,7 @@ def retry(db: Database, ids: list[str] | None = None, now: float | None = None) 
     if ids:
         numbers = [int(i) for i in ids if i.isdigit()]
         names = [i for i in ids if not i.isdigit()]
-        where = outbox.c.ticket_id.in_(names) | outbox.c.id.in_(numbers)
+        where: ColumnElement[bool] = outbox.c.ticket_id.in_(names) | outbox.c.id.in_(numbers)
     else:
         where = outbox.c.status == "failed"
     with db.write() as conn:
