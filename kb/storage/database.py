@@ -34,6 +34,7 @@ from kb.storage.engine import database_url, make_engine, sqlite_path
 log = logging.getLogger("kb.storage.database")
 DEFER_SECONDS = 0.2
 DEFER_BATCH = 64
+MAX_DEFERRED = 20_000  # rows kept while the database is unreachable (~2 min of suggests at 170/s)
 WRITE_ATTEMPTS = 8
 Params = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
 Statement = Executable | str
@@ -79,6 +80,8 @@ class Database:
         self._closed = False
         self._deferred: list[tuple[Executable, Mapping[str, Any]]] = []
         self._flusher: threading.Timer | None = None
+        self._failures = 0  # flushes in a row that could not reach the database
+        self.dropped = 0  # deferred rows dropped because the queue outgrew MAX_DEFERRED
         self.cache: dict[str, Any] = {}  # values fixed for the life of the database (shared secrets)
         if upgrade:
             try:
@@ -185,18 +188,31 @@ class Database:
         transaction: for the request log, written on every keystroke-driven suggest.
 
         Any read, write or close through this Database commits the queue first, so the process
-        always reads its own writes; a crash loses at most DEFER_SECONDS of deferred rows.
+        always reads its own writes; a crash loses at most DEFER_SECONDS of deferred rows. While
+        the database cannot be reached the queue is kept (the caller is not failed) and retried,
+        up to MAX_DEFERRED rows; beyond that the oldest are dropped and counted in `dropped`.
         """
         with self._write_lock:
             self._check_open()
             self._deferred.append((stmt, params))
-            full = len(self._deferred) >= DEFER_BATCH
-            if not full and self._flusher is None:
-                self._flusher = threading.Timer(DEFER_SECONDS, self._timed_flush)
-                self._flusher.daemon = True
-                self._flusher.start()
+            if len(self._deferred) > MAX_DEFERRED:
+                del self._deferred[: len(self._deferred) - MAX_DEFERRED]
+                self.dropped += 1
+            full = len(self._deferred) >= DEFER_BATCH and self._failures == 0
+            if not full:
+                self._schedule()
         if full:
-            self.flush()
+            try:
+                self.flush()
+            except StoreError as exc:  # kept for the timer's retry
+                log.warning("deferred writes not committed yet: %s", exc.message)
+
+    def _schedule(self, delay: float = DEFER_SECONDS) -> None:
+        """Start the flush timer unless one is pending (the write lock is held)."""
+        if self._flusher is None and not self._closed:
+            self._flusher = threading.Timer(delay, self._timed_flush)
+            self._flusher.daemon = True
+            self._flusher.start()
 
     def flush(self) -> None:
         """Commit the deferred writes now (one transaction)."""
@@ -208,10 +224,18 @@ class Database:
                 self._commit_deferred()
 
     def _timed_flush(self) -> None:
+        with self._write_lock:
+            self._flusher = None
         try:
             self.flush()
+            self._failures = 0
         except StoreError as exc:  # closed meanwhile (close() committed the queue), or the database is down
-            log.warning("deferred writes not committed yet: %s", exc.message)
+            if self._closed:
+                return
+            self._failures += 1
+            log.warning("deferred writes not committed yet (%d queued): %s", len(self._deferred), exc.message)
+            with self._write_lock:  # try again, backing off to at most every 5 s
+                self._schedule(min(5.0, DEFER_SECONDS * 2 ** self._failures))
 
     def _commit_deferred(self) -> None:
         """Commit queued writes in their own transaction (the write lock is held): a bad one is
@@ -226,7 +250,8 @@ class Database:
                         conn.execute(stmt, rows)
                 except DBAPIError:
                     self._one_by_one(conn, stmt, rows)
-        self._deferred = self._deferred[len(pending):]
+        self._deferred = []  # every queued row was in this transaction: defer() waits for the lock
+        self._failures = 0
         if self._flusher is not None:
             self._flusher.cancel()
             self._flusher = None
