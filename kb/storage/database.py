@@ -22,7 +22,7 @@ from itertools import groupby
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from sqlalchemy import Connection, Executable, Insert, RowMapping, Table, text
+from sqlalchemy import Connection, Engine, Executable, Insert, RowMapping, Table, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -91,7 +91,7 @@ class Database:
                 raise StoreError(f"database unavailable: {exc.orig}") from exc
 
     @property
-    def engine(self):  # type: ignore[no-untyped-def]
+    def engine(self) -> Engine:
         """The engine writes go through (the only one on PostgreSQL)."""
         return self._writer
 

@@ -29,6 +29,7 @@ def _seed(data: Path, embedder) -> None:
     from kb.insight import gaps
     from kb.serving.desk import Desk
     from kb.settings import Settings
+    from kb.storage import schema
     from kb.storage.database import Database, record_event
 
     settings = Settings.load(environ={}, data=data, articles=ROOT / "articles")
@@ -38,13 +39,13 @@ def _seed(data: Path, embedder) -> None:
     now = time.time()
     for i, text in enumerate(COFFEE * 2):
         ts = now - (i % 5) * 86400 - 60
-        db.execute("INSERT INTO requests (id, ts, kind, session, query, locale, answered, top_confidence, fallback,"
-                   " results, source) VALUES (?,?,?,?,?,'en',0,0.1,0,'[]','widget')", (f"r_c{i}", ts, "suggest", f"c{i}", text))
+        db.insert(schema.requests, dict(id=f"r_c{i}", ts=ts, kind="suggest", session=f"c{i}", query=text, locale="en",
+                                        answered=0, top_confidence=0.1, fallback=0, results="[]", source="widget"))
     for i in range(6):
         ts = now - i * 86400 - 3 * 86400
-        db.execute("INSERT INTO requests (id, ts, kind, session, query, locale, answered, top_confidence, fallback,"
-                   " results, source) VALUES (?,?,?,?,?,'en',1,0.9,0,'[]','widget')",
-                   (f"r_v{i}", ts, "suggest", f"v{i}", "vpn error 809"))
+        db.insert(schema.requests, dict(id=f"r_v{i}", ts=ts, kind="suggest", session=f"v{i}", query="vpn error 809",
+                                        locale="en", answered=1, top_confidence=0.9, fallback=0, results="[]",
+                                        source="widget"))
         record_event(db, session=f"v{i}", type="suggestion_opened", request_id=f"r_v{i}", slug="vpn-error-codes", ts=ts + 5)
     desk = Desk(settings, embedder, None)
     desk.load()
