@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -68,8 +69,9 @@ def seed_unanswered(db: Database, texts: list[str], *, ts: float, session_prefix
 
 
 @pytest.fixture
-def db(tmp_path):
-    database = Database(tmp_path / "kb.db")
+def db(database_url):
+    """The gap tables on each engine."""
+    database = Database(database_url)
     yield database
     database.close()
 
@@ -133,6 +135,22 @@ def test_three_topics_plus_noise_make_exactly_three_gaps(db, settings, desk):
     # impact: 8 misses an hour old each weigh exp(-1/24/14)
     assert coffee.impact == pytest.approx(8 * 2.718281828 ** (-(3600 / 86400) / 14), rel=1e-3)
     assert sum(c for _, c in board.trend(db, coffee.id, now=now)) == 8
+
+
+def test_refreshes_from_two_processes_at_once_store_each_gap_once(db, database_url, settings, desk):
+    now = time.time()
+    for n, topic in enumerate((COFFEE, BARRIER, MENU)):
+        seed_unanswered(db, topic, ts=now - 3600 * (n + 1), session_prefix=f"t{n}-")
+    other = Database(database_url)
+    try:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            summaries = list(pool.map(lambda d: gaps.refresh_gaps(d, settings, desk, now=now), [db, other]))
+    finally:
+        other.close()
+    assert [s["gaps"] for s in summaries] == [3, 3]
+    assert sorted(s["kept"] for s in summaries) == [0, 3]  # the second found the first's gaps and kept them
+    assert len(board.list_gaps(db)) == 3
+    assert db.scalar("SELECT count(*) FROM gaps") == 3
 
 
 def test_a_topic_the_index_answers_but_users_rejected_is_an_improve(db, settings, desk):

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from kb.errors import NotFoundError
 from kb.settings import Settings
 from kb.storage import schema
 from kb.storage.database import Database
+from kb.storage.locks import held
 
 STATUSES = ("open", "planned", "resolved", "dismissed")
 KINDS = {"unanswered": "no confident answer", "feedback_no": "answered “No”",
@@ -39,7 +39,6 @@ HALF_LIFE_DAYS = 14.0  # the e-folding time of impact (documented above)
 MATCH_SIMILARITY = 0.8  # a new cluster inherits an old gap's identity above this centroid cosine
 DAY = 86400.0
 MAX_TEXTS = 4000  # distinct miss texts clustered per locale (the most frequent)
-_refresh_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -192,8 +191,12 @@ def _match(clusters: list[Cluster], old: list[dict]) -> dict[int, int]:
 
 
 def refresh_gaps(db: Database, settings: Settings, desk, now: float | None = None) -> dict:
-    """Recompute the gaps from the misses of the last gap_window_days; returns a summary."""
-    with _refresh_lock:
+    """Recompute the gaps from the misses of the last gap_window_days; returns a summary.
+
+    One refresh at a time across every process sharing the database: two that both read the old
+    gaps before either stored its clusters would each insert the same new gaps.
+    """
+    with held(db, "gap-refresh"):
         started = time.time()
         now = now if now is not None else started
         misses = collect_misses(db, settings, now - settings.gap_window_days * DAY, now + 1)

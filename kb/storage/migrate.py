@@ -15,9 +15,10 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, inspect, text
 
 MIGRATION_LOCK = 0x6B62_6462  # "kbdb": the advisory lock id of the schema upgrade
+VERSION_TABLE = "alembic_version"
 
 
 @dataclass(frozen=True)
@@ -44,8 +45,12 @@ def _script() -> ScriptDirectory:
 
 
 def current_revision(connection: Connection) -> str | None:
-    """The revision the database is at (None: never migrated)."""
-    return MigrationContext.configure(connection).get_current_revision()
+    """The revision the database is at (None: never migrated). Read directly rather than through
+    Alembic's MigrationContext, which logs its setup at INFO on every process start."""
+    if not inspect(connection).has_table(VERSION_TABLE):
+        return None
+    versions = list(connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars())
+    return versions[0] if len(versions) == 1 else MigrationContext.configure(connection).get_current_revision()
 
 
 def status(engine: Engine) -> Status:
