@@ -410,7 +410,7 @@ def db_status(ctx: click.Context) -> None:
     url = database_url(settings.database_url, settings.data)
     path = sqlite_path(url)
     if path is not None and not path.exists():
-        raise click.ClickException(plain(f"No database at {path} yet: `kb db upgrade` creates it."))
+        raise click.ClickException(plain(f"No kb database in {path.parent} ({path.name} is missing): `kb db upgrade` creates it."))
     engine = make_engine(url)
     try:
         state = migrate.status(engine)

@@ -14,6 +14,8 @@ import time
 import pytest
 from litestar.testing import TestClient
 
+from kb.storage import schema
+
 from kb.staff import auth
 
 PASSWORD = "correct horse battery"
@@ -45,9 +47,9 @@ def staff(tmp_path_factory, indexed_dir, embedder):
     with db.write() as conn:
         for i, text in enumerate(["the coffee machine is broken", "coffee machine not working",
                                   "who repairs the coffee maker", "espresso machine leaking"]):
-            conn.execute("INSERT INTO requests (id, ts, kind, session, query, locale, answered, top_confidence,"
-                         " fallback, results, source) VALUES (?,?,?,?,?,?,0,0.1,0,'[]','api')",
-                         (f"r_sweep{i}", time.time() - 60 + i, "suggest", f"s{i}", text, "en"))
+            conn.execute(schema.requests.insert().values(
+                id=f"r_sweep{i}", ts=time.time() - 60 + i, kind="suggest", session=f"s{i}", query=text,
+                locale="en", answered=0, top_confidence=0.1, fallback=0, results="[]", source="api"))
     gaps.refresh_gaps(db, settings, services["desk"])
     with TestClient(create_app(settings, services=services, background_work=False)) as client:
         yield client

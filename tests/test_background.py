@@ -6,6 +6,8 @@ import time
 
 from litestar.testing import TestClient
 
+from kb.storage import schema
+
 
 def test_gap_refresh_runs_without_any_admin_request(settings, embedder):
     from kb.insight import gaps
@@ -17,9 +19,9 @@ def test_gap_refresh_runs_without_any_admin_request(settings, embedder):
     with db.write() as conn:
         for i, text in enumerate(["the coffee machine is broken", "coffee machine not working",
                                   "who repairs the coffee maker", "coffee machine on floor 3 leaks"]):
-            conn.execute("INSERT INTO requests (id, ts, kind, session, query, locale, answered, top_confidence,"
-                         " fallback, results, source) VALUES (?,?,?,?,?,?,0,0.1,0,'[]','api')",
-                         (f"r_bg{i}", time.time() - 60 + i, "suggest", f"s{i}", text, "en"))
+            conn.execute(schema.requests.insert().values(
+                id=f"r_bg{i}", ts=time.time() - 60 + i, kind="suggest", session=f"s{i}", query=text,
+                locale="en", answered=0, top_confidence=0.1, fallback=0, results="[]", source="api"))
     assert gaps.last_refresh(db) is None
     with TestClient(create_app(settings, services=services)):
         deadline = time.time() + 120

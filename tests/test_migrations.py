@@ -98,7 +98,7 @@ def test_read_only_commands_never_create_a_database(tmp_path):
     runner = CliRunner()
     for args in (["stats"], ["tickets"], ["gaps"], ["db", "status"]):
         result = runner.invoke(main, [*args, "--data", str(tmp_path / "none")])
-        assert result.exit_code == 1 and "No database at" in result.output, (args, result.output)
+        assert result.exit_code == 1 and "No kb database in" in result.output, (args, result.output)
         assert len(result.output.strip().splitlines()) == 1
     assert not (tmp_path / "none").exists()
 

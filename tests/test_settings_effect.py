@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from kb.settings import Settings
+from kb.storage import schema
 
 ROOT = Path(__file__).resolve().parents[1]
 # Wired by issue 15 (the widget's contact mode and the help-center session): nothing reads them yet.
@@ -48,9 +49,9 @@ BARRIER = ["car park barrier won't open", "parking barrier stuck closed", "the g
 def seed(db, texts, ts, prefix):
     with db.write() as conn:
         for i, text in enumerate(texts):
-            conn.execute("INSERT INTO requests (id, ts, kind, session, query, locale, answered, top_confidence,"
-                         " fallback, results, source) VALUES (?,?,?,?,?,?,0,0.1,0,'[]','api')",
-                         (f"r_{prefix}{i}", ts + i, "suggest", f"{prefix}{i}", text, "en"))
+            conn.execute(schema.requests.insert().values(
+                id=f"r_{prefix}{i}", ts=ts + i, kind="suggest", session=f"{prefix}{i}", query=text,
+                locale="en", answered=0, top_confidence=0.1, fallback=0, results="[]", source="api"))
 
 
 @pytest.fixture

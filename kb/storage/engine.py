@@ -10,8 +10,9 @@ before handing it out, so a restarted server is reconnected to by itself.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import StaticPool
 
@@ -45,7 +46,7 @@ def sqlite_path(url: URL) -> Path | None:
     """The file a SQLite URL names (None for PostgreSQL or an in-memory database)."""
     if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
         return None
-    return Path(url.database)  # type: ignore[arg-type]
+    return Path(url.database)
 
 
 def make_engine(url: URL, *, writer: bool = False) -> Engine:
@@ -62,7 +63,7 @@ def make_engine(url: URL, *, writer: bool = False) -> Engine:
     return engine
 
 
-def _sqlite_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None  # kb says when a transaction begins (below), not pysqlite
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -72,9 +73,9 @@ def _sqlite_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.close()
 
 
-def _sqlite_begin_immediate(conn) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_begin_immediate(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def _sqlite_begin_nothing(conn) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_begin_nothing(conn: Connection) -> None:
     """Reads run in autocommit: each statement sees the latest commit and holds no lock after it."""

@@ -23,7 +23,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, case, delete, or_, select, update
+from sqlalchemy import Insert, bindparam, case, delete, or_, select, update
 
 from kb.errors import RateLimitedError
 from kb.storage import schema
@@ -51,7 +51,7 @@ class _Local:
     seconds: float = 60.0
 
 
-def _counter(dialect: str, reset_to: object):  # type: ignore[no-untyped-def]
+def _counter(dialect: str, reset_to: object) -> Insert:
     """INSERT the key's row, or count into it: a window that has ended starts again at `reset_to`."""
     ended = T.c.expires <= bindparam("now")
     return upsert(dialect, T, ["key"], update={
