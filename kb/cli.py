@@ -449,19 +449,22 @@ def db_copy(ctx: click.Context, target_url: str) -> None:
               help="Dataset folder with articles.jsonl and queries.jsonl (repeatable).")
 @click.option("--split", default="test", show_default=True, help="Split to report on (kb fits on dev).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Write the results as JSON.")
+@click.option("--locale", default=None, help="Language of the datasets' articles and requests (default: detected from their text).")
 @click.pass_context
-def eval_command(ctx: click.Context, datasets: tuple[Path, ...], split: str, json_out: Path | None) -> None:
-    """Compare bm25, dense, dense_max and kb's hybrid on public datasets; print a table."""
+def eval_command(ctx: click.Context, datasets: tuple[Path, ...], split: str, json_out: Path | None, locale: str | None) -> None:
+    """Compare bm25, dense, dense_max and kb's hybrid on public datasets; print a table per dataset and language."""
+    from kb.measure.calibrate import dataset_name
     from kb.measure.eval import evaluate, table
     from kb.content.indexer import make_embedder
 
     embedder = make_embedder(_settings(ctx))
     results = {}
     for d in datasets:
-        results[d.name] = evaluate(d, embedder, split=split)
-        click.echo(table(d.name, results[d.name]))
+        name = dataset_name(d)
+        results[name] = evaluate(d, embedder, split=split, locale=locale)
+        click.echo(table(name, results[name]))
     if json_out:
-        data = results[datasets[0].name] if len(datasets) == 1 else results
+        data = results[dataset_name(datasets[0])] if len(datasets) == 1 else results
         json_out.write_text(json.dumps(data, indent=1) + "\n")
 
 
@@ -470,24 +473,28 @@ def eval_command(ctx: click.Context, datasets: tuple[Path, ...], split: str, jso
               help="Dataset folder; repeat to pool several. Only the dev split is used.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Also write fusion and calibration to this file.")
 @click.option("--apply/--no-apply", default=True, show_default=True, help="Re-index the KB with the fitted calibration.")
+@click.option("--locale", default=None, help="Language of the datasets (default: each one's is detected from its text).")
 @data_option
 @click.pass_context
-def calibrate(ctx: click.Context, datasets: tuple[Path, ...], out: Path | None, apply: bool) -> None:
-    """Fit fusion weights, the answer confidence and the no-answer threshold on dev splits."""
+def calibrate(ctx: click.Context, datasets: tuple[Path, ...], out: Path | None, apply: bool, locale: str | None) -> None:
+    """Fit fusion weights, the answer confidence and the no-answer threshold on dev splits, per request language."""
     from kb.measure import calibrate as cal_lib
     from kb.content.indexer import index_directory, make_embedder
 
     settings = _settings(ctx)
     embedder = make_embedder(settings)
-    fusion, cal, prepared, work = cal_lib.calibrate(datasets, embedder)
+    tunings, prepared, work = cal_lib.calibrate(datasets, embedder, locale=locale)
     with work:
-        click.echo(json.dumps({"fusion": fusion.to_dict(), "threshold": cal.threshold, "dev": cal.metrics}, indent=1))
-        for name, metrics in cal_lib.test_metrics(prepared, fusion, cal).items():
+        for language, (fusion, cal) in tunings.items():
+            click.echo(json.dumps({"locale": language, "fusion": fusion.to_dict(), "threshold": cal.threshold,
+                                   "dev": cal.metrics}, indent=1))
+        for name, metrics in cal_lib.test_metrics(prepared, tunings).items():
             click.echo(f"{name} test: brier {metrics['brier']:.4f}, ece {metrics['ece']:.4f}")
     if out:
-        cal_lib.write(out, fusion, cal)
+        cal_lib.write(out, tunings)
     if apply:
-        summary = index_directory(settings, embedder, calibration=cal, fusion=fusion)
+        fusion, cal = cal_lib.default_tuning(tunings)
+        summary = index_directory(settings, embedder, calibration=cal, fusion=fusion, locales=tunings)
         click.echo(f"calibration stored in {summary.path}/manifest.json")
 
 

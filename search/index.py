@@ -33,14 +33,16 @@ from search.errors import IndexCorruptError
 from search.fusion import Calibration, Fusion
 from search.lexical import LexicalIndex
 from search.model import Document, Hit, Results
+from search.phrases import PhraseBook, record_phrases
 from search.records import RecordSet
 from search.scoring import Candidates, DocModel, score_candidates, spans
 from search.text import chunks as split_chunks
-from search.text import terms
+from search import analysis
+from search.analysis import query_terms
 
 FORMAT = 5  # 4: each distinct vector stored once; 5: per-document records and array layout
 # Changing how chunks are cut or embedded changes the vectors: bump it to re-embed everything.
-CHUNKING = "v1"
+CHUNKING = "v2"  # v2: Cyrillic transliterated for English-only models (search/embed.py)
 FILES = ("manifest.json", "vectors.npy", "vector_keys.npy", "layout.npz", *RecordSet.files("docs"), "lexical.npz",
          "lexical_tf.npz", "prototypes.npz")
 DENSE_FILE = "dense.faiss"
@@ -61,15 +63,17 @@ def document_hash(doc: Document, model: str) -> str:
 
 
 def text_key(text: str) -> bytes:
-    """The digest a vector row is known by: equal embedded texts share one vector."""
-    return hashlib.blake2b(text.encode(), digest_size=16).digest()
+    """The digest a vector row is known by: equal embedded texts share one vector (within one CHUNKING)."""
+    return hashlib.blake2b(f"{CHUNKING}\0{text}".encode(), digest_size=16).digest()
 
 
 def document_record(doc: Document, units: list[tuple[int, str, str]]) -> dict:
     """A document as stored in the build's docs records: its fields and the shown text of each chunk."""
-    return {"id": doc.id, "title": doc.title, "aliases": list(doc.aliases),
-            "passages": [{"id": p.id, "heading": p.heading, "text": p.text} for p in doc.passages],
-            "chunks": [shown for _, shown, _ in units]}
+    record = {"id": doc.id, "title": doc.title, "aliases": list(doc.aliases),
+              "passages": [{"id": p.id, "heading": p.heading, "text": p.text} for p in doc.passages],
+              "chunks": [shown for _, shown, _ in units]}
+    record["phrases"] = record_phrases(record)
+    return record
 
 
 def lexical_texts(docs: Iterable[dict]) -> list[str]:
@@ -145,6 +149,10 @@ class Index:
         self._sum_norms = np.maximum(self.docmodel.typical * np.diff(self.doc_chunk_start), 1e-9).astype(np.float32)
         self.calibration = Calibration.from_dict(self.manifest.get("calibration"))
         self.fusion = Fusion.from_dict(self.manifest.get("fusion"))
+        # per request language: fusion weights and calibration fitted on that language's requests
+        self.locales = {loc: (Fusion.from_dict(t.get("fusion")), Calibration.from_dict(t.get("calibration")))
+                        for loc, t in (self.manifest.get("locales") or {}).items()}
+        self.phrases = PhraseBook(self.docs)
 
     def __len__(self) -> int:
         return len(self.docs)
@@ -155,6 +163,10 @@ class Index:
 
     def doc_ids(self) -> list[str]:
         return [d["id"] for d in self.docs]
+
+    def tuning(self, locale: str | None = None) -> tuple[Fusion, Calibration]:
+        """The fusion weights and calibration for requests in a language (the default ones if none)."""
+        return self.locales.get(locale or "", (self.fusion, self.calibration))
 
     def document_vectors(self, doc_id: str) -> np.ndarray:
         """The chunk vectors of one document (for 'related' lookups)."""
@@ -172,11 +184,14 @@ class Index:
         fusion: Fusion | None = None,
         calibration: Calibration | None = None,
         lexical: LexicalEvidence | None = None,
+        locale: str | None = None,
     ) -> Results:
-        """Rank documents for a query; `only` restricts the result to those document ids."""
-        fusion = fusion or self.fusion
-        cands = self.candidates(query, only=only, vector=vector, fusion=fusion, lexical=lexical)
-        return self.rank(cands, k, fusion, calibration or self.calibration)
+        """Rank documents for a query in a language; `only` restricts the result to those document ids."""
+        tuned = self.tuning(locale)
+        fusion, calibration = fusion or tuned[0], calibration or tuned[1]
+        named = self.phrases.row(query)
+        cands = self.candidates(query, only=only, vector=vector, fusion=fusion, lexical=lexical, named=named)
+        return self.rank(cands, k, fusion, calibration, named=named)
 
     def rows(self, doc_ids: Iterable[str]) -> np.ndarray:
         """Sorted row numbers of documents (unknown ids are skipped): a reusable search scope."""
@@ -184,7 +199,7 @@ class Index:
 
     def search_scoped(
         self, query: str, scope: np.ndarray, k: int = 10, vector: np.ndarray | None = None,
-        lexical: LexicalEvidence | None = None,
+        lexical: LexicalEvidence | None = None, locale: str | None = None,
     ) -> tuple[Results, Results | None]:
         """Rank within `scope` (rows from `rows`: say, one language's articles) and over everything, scoring once.
 
@@ -195,21 +210,28 @@ class Index:
         """
         qv = vector if vector is not None else self.embedder.encode_queries([query])[0]
         lexical = lexical or self.lexical_evidence(query)
-        everything = self.candidates(query, vector=qv, lexical=lexical)
+        fusion, calibration = self.tuning(locale)
+        named = self.phrases.row(query)
+        everything = self.candidates(query, vector=qv, fusion=fusion, lexical=lexical, named=named)
         if everything is None:
-            empty = self.rank(None, k)
+            empty = self.rank(None, k, fusion, calibration)
             return empty, empty
         keep = np.flatnonzero(np.isin(everything.rows, scope, assume_unique=True))
         exact = len(everything) == len(self.docs)
         scoped = everything.subset(keep) if exact or len(keep) >= min(k, len(scope)) else (
-            self.candidates(query, scope=scope, vector=qv, lexical=lexical))
-        results = self.rank(scoped, k)
-        return results, None if results.answered else self.rank(everything, k)
+            self.candidates(query, scope=scope, vector=qv, fusion=fusion, lexical=lexical, named=named))
+        results = self.rank(scoped, k, fusion, calibration, named=named)
+        return results, None if results.answered else self.rank(everything, k, fusion, calibration, named=named)
 
     def rank(
-        self, cands: Candidates | None, k: int, fusion: Fusion | None = None, calibration: Calibration | None = None
+        self, cands: Candidates | None, k: int, fusion: Fusion | None = None, calibration: Calibration | None = None,
+        named: int | None = None,
     ) -> Results:
-        """Order candidates by fused score and turn the top k into hits with confidences."""
+        """Order candidates by fused score and turn the top k into hits with confidences.
+
+        `named` is the row of a document the request names by a writer's phrase (search/phrases.py):
+        it goes first and answers, with at least the threshold as its confidence.
+        """
         fusion = fusion or self.fusion
         calibration = calibration or self.calibration
         if cands is None or not len(cands):
@@ -217,6 +239,9 @@ class Index:
         m = cands.matrix
         scores = m @ fusion.vector()
         order = np.argsort(-scores, kind="stable")
+        first = np.flatnonzero(cands.rows == named) if named is not None else ()
+        if len(first):
+            order = np.concatenate([first, order[order != first[0]]])
         # margins compare with the runner-up of the same ranking
         best = m.max(axis=0)
         runner_up = np.partition(m, -2, axis=0)[-2] if len(m) > 1 else np.zeros(m.shape[1])
@@ -239,12 +264,15 @@ class Index:
                 "coverage": coverage,
                 "query_terms": float(min(cands.query_terms, 10)) / 10.0,
             }
+            confidence = calibration.confidence(features)
+            if rank == 0 and len(first):
+                confidence = max(confidence, calibration.threshold)
             hits.append(
                 Hit(
                     doc_id=self.docs[cands.rows[i]]["id"],
                     passage_id=self.passage_ids[passage],
                     score=float(scores[i]),
-                    confidence=calibration.confidence(features),
+                    confidence=confidence,
                     dense=features["dense"],
                     lexical=features["lexical"],
                     chunk=self.chunk_text[chunk],
@@ -265,7 +293,7 @@ class Index:
             if len(matching) > 50:
                 matching = matching[np.argpartition(scores[matching], len(matching) - 50)[-50:]]
             near = self.passage_doc[matching]
-        return LexicalEvidence(scores, matches, max(self.lexical.max_score(query), 1e-9), len(set(terms(query))), near)
+        return LexicalEvidence(scores, matches, max(self.lexical.max_score(query), 1e-9), len({g[0] for g in query_terms(query)}), near)
 
     def candidates(
         self,
@@ -275,10 +303,12 @@ class Index:
         fusion: Fusion | None = None,
         lexical: LexicalEvidence | None = None,
         scope: np.ndarray | None = None,
+        named: int | None = None,
     ) -> Candidates | None:
         """The documents worth ranking for a query, with their evidence (used to fit fusion).
 
-        `only` (document ids) or `scope` (their rows, from `rows`) restricts the candidates.
+        `only` (document ids) or `scope` (their rows, from `rows`) restricts the candidates; the
+        `named` document (see rank) is always one of them when the scope allows it.
         """
         if not self.docs:
             return None
@@ -291,7 +321,10 @@ class Index:
         # Up to the size where faiss would search exhaustively anyway, one matrix-vector product
         # scores every distinct vector: it finds the dense neighbourhood and feeds the evidence.
         sims = inner_products(self.vectors, qv) if len(self.vectors) <= HNSW_THRESHOLD else None
-        rows = np.asarray(self._candidates(qv, allowed, lexical.near, sims), dtype=np.int64)
+        found = self._candidates(qv, allowed, lexical.near, sims)
+        if named is not None and (allowed is None or named in allowed) and named not in found:
+            found = sorted([*found, named])
+        rows = np.asarray(found, dtype=np.int64)
         if not len(rows):
             return None
         return score_candidates(self, qv, rows, lexical.scores, lexical.matches, lexical.scale, lexical.query_terms,
@@ -330,10 +363,14 @@ class Index:
         return sorted(rows)
 
 
-def check_manifest(path: Path, manifest: dict, model: str) -> None:
-    """IndexCorruptError unless a build has this format and was embedded by this model."""
+def check_manifest(path: Path, manifest: dict, model: str, terms: bool = True) -> None:
+    """IndexCorruptError unless a build has this format, was embedded by this model and (with
+    `terms`) has its BM25 terms from this version of the text analysis."""
     if manifest.get("format") != FORMAT:
         raise IndexCorruptError(f"index build {path} has format {manifest.get('format')}, need {FORMAT}: run `kb index`")
+    if terms and manifest.get("analysis", "1") != analysis.VERSION:
+        raise IndexCorruptError(f"index build {path} was built with text analysis {manifest.get('analysis', '1')}, "
+                                f"need {analysis.VERSION}: run `kb index`")
     if manifest.get("model") != model:
         raise IndexCorruptError(
             f"index was built with model {manifest.get('model')!r}, but the embedder is {model!r}: rebuild it"

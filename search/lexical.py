@@ -1,19 +1,29 @@
-"""Exact terms: an Okapi BM25 index over stemmed English and Russian terms.
+"""Exact terms: an Okapi BM25 index over the terms of search/analysis.py (English stems, Russian lemmas).
 
-Kept in memory as a sparse matrix: scoring a query is one sparse column slice and a sum.
+Kept in memory as a sparse matrix: scoring a query is one sparse column slice and a sum. A
+request's word the vocabulary lacks is looked up as its alternatives (Russian typed in Latin
+letters, a product name written in Cyrillic) and then as a typo of a known term.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
+from functools import cached_property
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 from scipy import sparse
 
-from search.text import terms
+from search.analysis import CYRILLIC, SOUND_PREFIX, query_terms, terms
+from search.translit import sound_key
+
+# A word of at least this many letters that the vocabulary lacks is matched to a known term at
+# edit distance 1 (2 from TYPO_LONG letters on); shorter ones are too often a half-typed word.
+TYPO_MIN = 5
+TYPO_LONG = 8
+EXPANSIONS = 3  # at most this many vocabulary terms stand in for one alternative
 
 
 def _widen(matrix: sparse.csr_matrix, columns: int) -> sparse.csr_matrix:
@@ -75,11 +85,72 @@ class LexicalIndex:
         return cls(matrix, vocab, idf, counts)
 
     def query_columns(self, query: str) -> tuple[np.ndarray, np.ndarray]:
-        """Return the matrix columns and idf weights of the query's known terms."""
-        counts = Counter(t for t in terms(query) if t in self._vocab)
-        cols = np.fromiter((self._vocab[t] for t in counts), dtype=np.int64)
-        weights = np.fromiter((self._idf[self._vocab[t]] for t in counts), dtype=np.float32)
+        """Return the matrix columns and idf weights of the query's terms the index knows.
+
+        A word's own term wins when the index has it. Otherwise its alternatives do, and then the
+        nearest known term by spelling; a word read as several terms shares its weight among them.
+        """
+        found: dict[int, float] = {}
+        for group in query_terms(query):
+            columns = self._resolve(group)
+            for col in columns:
+                weight = float(self._idf[col]) / len(columns)
+                found[col] = max(found.get(col, 0.0), weight)
+        cols = np.fromiter(found, dtype=np.int64, count=len(found))
+        weights = np.fromiter(found.values(), dtype=np.float32, count=len(found))
         return cols, weights
+
+    def _resolve(self, group: tuple[str, ...]) -> list[int]:
+        """The columns one query word stands for (see query_columns)."""
+        own = self._vocab.get(group[0])
+        if own is not None:
+            return [own]
+        columns: list[int] = []
+        for alt in group[1:]:
+            if alt.startswith(SOUND_PREFIX):
+                columns.extend(self._sounds.get(alt[len(SOUND_PREFIX):], ())[:EXPANSIONS])
+            elif alt in self._vocab:
+                columns.append(self._vocab[alt])
+        if columns:
+            return list(dict.fromkeys(columns))
+        typo = self._nearest(group[0])
+        return [typo] if typo is not None else []
+
+    def _nearest(self, word: str) -> int | None:
+        """The known term one or two edits from an unknown one (same first letter), if any."""
+        if len(word) < TYPO_MIN or any(ch.isdigit() for ch in word):
+            return None
+        from rapidfuzz import process
+        from rapidfuzz.distance import Levenshtein
+
+        pool = self._by_initial.get(word[0])
+        if not pool:
+            return None
+        limit = 1 if len(word) < TYPO_LONG else 2
+        best = process.extractOne(word, pool, scorer=Levenshtein.distance, score_cutoff=limit)
+        return self._vocab[best[0]] if best is not None else None
+
+    @cached_property
+    def _by_initial(self) -> dict[str, list[str]]:
+        """Vocabulary terms by first letter (built on the first unknown word: ~50 ms at 10k articles)."""
+        out: dict[str, list[str]] = {}
+        for t in self._vocab:
+            if len(t) >= TYPO_MIN - 1 and self._idf[self._vocab[t]] > 0:
+                out.setdefault(t[0], []).append(t)
+        return out
+
+    @cached_property
+    def _sounds(self) -> dict[str, list[int]]:
+        """Latin vocabulary terms by sound key, most documents first (built on first use)."""
+        out: dict[str, list[int]] = {}
+        for t, col in self._vocab.items():
+            if t.isalpha() and not CYRILLIC.search(t) and self._idf[col] > 0:
+                key = sound_key(t)
+                if key:
+                    out.setdefault(key, []).append(col)
+        for cols in out.values():
+            cols.sort(key=lambda c: self._idf[c])
+        return out
 
     def score(self, query: str) -> np.ndarray:
         """Return the BM25 score of every text for the query (zeros where nothing matches)."""

@@ -23,6 +23,7 @@ from typing import Callable, Sequence
 import msgspec
 import numpy as np
 
+from search import analysis
 from search.dense import HNSW_THRESHOLD, DenseIndex
 from search.embed import Embedder
 from search.errors import IndexCorruptError, IndexMissingError, StaleBuildError
@@ -31,6 +32,7 @@ from search.index import (CHUNKING, DENSE_FILE, FILES, FORMAT, Index, check_mani
                           document_record, embedding_units, lexical_texts, text_key)
 from search.lexical import LexicalIndex
 from search.model import Document
+from search.phrases import record_phrases
 from search.records import RecordSet
 from search.scoring import DocModel, spans
 
@@ -56,7 +58,7 @@ class Stored:
         self.path = path
         try:
             self.manifest = msgspec.json.decode((path / "manifest.json").read_bytes())
-            check_manifest(path, self.manifest, model)
+            check_manifest(path, self.manifest, model, terms=False)  # stale terms are recounted
             self.hashes: dict[str, str] = self.manifest["docs"]  # in row order
             self.docs = RecordSet(path, "docs")
             self.payloads = RecordSet(path, "payloads") if (path / RecordSet.files("payloads")[1]).exists() else None
@@ -77,7 +79,10 @@ class Stored:
                 and len(self.keys) == len(self.vectors)):
             raise IndexCorruptError(f"index build {path}: document, chunk and vector counts differ")
 
-    def lexical(self) -> LexicalIndex:
+    def lexical(self) -> LexicalIndex | None:
+        """The stored term counts, or None when they came from another version of the text analysis."""
+        if self.manifest.get("analysis", "1") != analysis.VERSION:
+            return None
         return LexicalIndex.load_counts(self.path)
 
     def classifier(self) -> tuple[np.ndarray, np.ndarray] | None:
@@ -138,13 +143,15 @@ class IndexStore:
         files: dict[str, str | bytes] | None = None,
         base: Path | None = None,
         payloads: Sequence[bytes | None] | None = None,
+        locales: dict[str, tuple[Fusion, Calibration]] | None = None,
     ) -> BuildReport:
         """Build a new index from documents, re-embedding only what changed, then swap it in.
 
         A document may be given as its id alone: it is then carried over unchanged from `base`
         (a build directory; the live build when None), without being read or hashed again.
         `payloads` are the caller's own JSON record per document, read back with `payloads()`;
-        None keeps a carried document's stored one.
+        None keeps a carried document's stored one. `locales` are fusion weights and calibrations
+        per request language (Index.tuning); None keeps the previous build's.
         """
         started = time.perf_counter()
         previous = self._previous(embedder.name, base)
@@ -227,8 +234,10 @@ class IndexStore:
             dense_index = len(vectors) > HNSW_THRESHOLD
             if dense_index:
                 DenseIndex.build(vectors, np.arange(len(vectors), dtype=np.int64), kind=dense_kind).save(tmp / DENSE_FILE)
-            reuse = (previous.lexical(), passage_source) if previous is not None else None
-            LexicalIndex.build(passage_texts, reuse=reuse).save(tmp)
+            counts = previous.lexical() if previous is not None else None
+            if previous is not None and counts is None:  # terms changed: carried passages are counted again
+                _renew(records, passage_texts, passage_source, previous)
+            LexicalIndex.build(passage_texts, reuse=(counts, passage_source) if counts is not None else None).save(tmp)
             start = _warm_start(previous, documents, embedder.dim) if previous is not None else None
             chunk_doc = np.repeat(np.arange(len(documents)), chunk_n)
             DocModel.build(vectors, chunk_vector, chunk_doc, len(documents), start=start).save(tmp)
@@ -243,11 +252,15 @@ class IndexStore:
                 calibration = Calibration.from_dict(previous.manifest.get("calibration"))
             if fusion is None and previous is not None:
                 fusion = Fusion.from_dict(previous.manifest.get("fusion"))
+            stored_locales = previous.manifest.get("locales") if previous is not None else None
+            if locales is not None:
+                stored_locales = {loc: {"fusion": f.to_dict(), "calibration": c.to_dict()} for loc, (f, c) in locales.items()}
             manifest = {
                 "format": FORMAT,
                 "chunking": CHUNKING,
                 "model": embedder.name,
                 "dim": embedder.dim,
+                "analysis": analysis.VERSION,
                 "created": time.time(),
                 "dense_kind": dense_kind,
                 "dense_index": dense_index,
@@ -256,6 +269,7 @@ class IndexStore:
                 "docs": hashes,  # in row order
                 "calibration": (calibration or Calibration()).to_dict(),
                 "fusion": (fusion or Fusion()).to_dict(),
+                "locales": stored_locales or {},
                 **(extra or {}),
             }
             # The manifest is written last: a build without one is incomplete by definition.
@@ -320,6 +334,21 @@ def _sort_out(
         else:
             fresh.append(i)
     return hashes, source, fresh
+
+
+def _renew(records: list[bytes | int], texts: list[str | None], source: np.ndarray, previous: Stored) -> None:
+    """After a change of text analysis: carried documents get their phrases worked out again and
+    every carried passage (source >= 0) its text, to be counted again."""
+    stored = previous.docs.decoded()
+    for i, row in enumerate(records):
+        if isinstance(row, int) and not isinstance(row, bool):
+            record = dict(stored[row])
+            record["phrases"] = record_phrases(record)
+            records[i] = msgspec.json.encode(record)
+    passages = lexical_texts(stored)
+    for i, row in enumerate(source.tolist()):
+        if row >= 0:
+            texts[i] = passages[row]
 
 
 def _warm_start(previous: Stored, documents: Sequence[Document | str], dim: int) -> tuple[np.ndarray, np.ndarray] | None:

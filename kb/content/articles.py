@@ -51,10 +51,16 @@ class Article:
     aliases: tuple[str, ...] = ()
     path: str = ""
     sections: tuple[Section, ...] = field(default=(), compare=False)
+    # (locale, slug) of the same article in other languages, from `translations:` in front matter
+    translations: tuple[tuple[str, str], ...] = ()
 
     @property
     def published(self) -> bool:
         return self.status == "published"
+
+    def translation(self, locale: str) -> str | None:
+        """The slug of this article in another language, if the writer declared one."""
+        return next((slug for loc, slug in self.translations if loc == locale), None)
 
     def section(self, anchor: str) -> Section | None:
         return next((s for s in self.sections if s.anchor == anchor), None)
@@ -141,7 +147,27 @@ def parse(source: str, path: str = "<string>") -> Article:
         aliases=_strings(meta.get("aliases"), fail("aliases", "aliases must be a list of strings")),
         path=path,
         sections=tuple(split_sections(body, title)),
+        translations=_translations(meta.get("translations"), locale, slug, fail),
     )
+
+
+def _translations(value: object, locale: str, slug: str, fail) -> tuple[tuple[str, str], ...]:
+    """`translations: {en: vpn-connect}`: another locale's slug for the same article, one per locale."""
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        raise fail("translations", "translations must be a mapping of locale to slug, like {en: vpn-connect}")
+    out = []
+    for loc, other in value.items():
+        loc, other = str(loc).strip(), str(other or "").strip()
+        if not LOCALE.match(loc):
+            raise fail("translations", f"translations: invalid locale {loc!r}")
+        if loc == locale:
+            raise fail("translations", f"translations: {loc!r} is this article's own locale")
+        if not SLUG.match(other) or other == slug:
+            raise fail("translations", f"translations: {loc!r} needs the slug of another article, not {other!r}")
+        out.append((loc, other))
+    return tuple(sorted(out))
 
 
 def _strings(value: object, error: ArticleError) -> tuple[str, ...]:
@@ -269,7 +295,7 @@ class LoadResult:
 
 # An unchanged file is not parsed again: bump this whenever parsing or rendering changes, so
 # every file is parsed again once.
-PARSER = "1"
+PARSER = "2"  # 2: translations
 # A file modified this close to the scan that stamped it may have changed again within the file
 # system's time stamp granularity, unseen: its content is checked instead (git's "racy" rule).
 RACY_NS = 2_000_000_000

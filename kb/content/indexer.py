@@ -43,12 +43,15 @@ def to_document(article: Article) -> Document:
     )
 
 
-def default_calibration() -> tuple[Calibration | None, Fusion | None]:
-    """The calibration and fusion weights shipped with kb, fitted by `kb calibrate` on data."""
+def default_calibration() -> tuple[Calibration | None, Fusion | None, dict[str, tuple[Fusion, Calibration]] | None]:
+    """The calibration and fusion weights shipped with kb, fitted by `kb calibrate` on data: the
+    default ones and those of each request language."""
     if not CALIBRATION_FILE.exists():
-        return None, None
+        return None, None, None
     data = json.loads(CALIBRATION_FILE.read_text())
-    return Calibration.from_dict(data.get("calibration")), Fusion.from_dict(data.get("fusion"))
+    locales = {loc: (Fusion.from_dict(t.get("fusion")), Calibration.from_dict(t.get("calibration")))
+               for loc, t in (data.get("locales") or {}).items()}
+    return Calibration.from_dict(data.get("calibration")), Fusion.from_dict(data.get("fusion")), locales
 
 
 @dataclass
@@ -79,14 +82,15 @@ def index_articles(
     stats: dict[str, tuple[int, int]] | None = None,
     base: Path | None = None,
     stamped_at: int = 0,
+    locales: dict[str, tuple[Fusion, Calibration]] | None = None,
 ) -> IndexSummary:
     """Index the published articles into root (incrementally) and swap the new build in.
 
     `Unchanged` articles are carried over from the build `base` as it stored them.
     """
     published = [a for a in articles if a.published]
-    if calibration is None and fusion is None:
-        calibration, fusion = default_calibration()
+    if calibration is None and fusion is None and locales is None:
+        calibration, fusion, locales = default_calibration()
     stamps = {a.path: [(digests or {}).get(a.path, ""), *(stats or {}).get(a.path, (-1, -1)), a.slug] for a in published}
     report: BuildReport = IndexStore(root).build(
         [a.slug if isinstance(a, Unchanged) else to_document(a) for a in published],
@@ -97,6 +101,7 @@ def index_articles(
         progress=progress,
         on_total=on_total,
         base=base,
+        locales=locales,
         payloads=[None if isinstance(a, Unchanged) else msgspec.json.encode(_article_record(a)) for a in published],
         files={
             SOURCES_FILE: msgspec.json.encode({"parser": article_files.PARSER, "stamped_at": stamped_at, "files": stamps}),

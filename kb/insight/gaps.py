@@ -1,7 +1,9 @@
 """Content gaps: what people asked that the KB did not answer, grouped by meaning, then replayed.
 
 Misses (``collect_misses``) are requests below the confidence threshold, "No" feedback, tickets
-and searches whose results nobody clicked; one request counts once. ``refresh_gaps`` clusters
+and searches whose results nobody clicked; one request counts once. A miss's locale is the
+language of its text (search/language.py), the locale it was recorded with only breaking ties,
+so the same Russian request typed in the English UI joins the Russian gap. ``refresh_gaps`` clusters
 the misses of each locale with the search embedder (average-linkage agglomerative clustering on
 cosine distance: a topic's misses are on average at least ``gap_similarity`` alike) and keeps
 topics of at least ``gap_min_misses`` misses. New clusters are matched to existing gaps by
@@ -25,6 +27,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from sqlalchemy import Connection, delete, exists, func, select, update
+
+from search.language import detect, pick
 
 from kb.errors import NotFoundError
 from kb.settings import Settings
@@ -77,8 +81,8 @@ def collect_misses(db: Database, settings: Settings, since: float, until: float 
 
     def add(key: str, kind: str, text: str, locale: str, ts: float, session: str, comment: str = "") -> None:
         text = _clean(text, limit)
-        if text and key not in out:
-            out[key] = Miss(key, kind, text, locale or default, ts, session or "", _clean(comment, 2000))
+        if text and key not in out:  # the language is the text's own: one gap whatever the UI said
+            out[key] = Miss(key, kind, text, pick(detect(text), locale or default), ts, session or "", _clean(comment, 2000))
 
     r, f, t, e = schema.requests, schema.feedback, schema.tickets, schema.events
     for row in db.query(select(r.c.id, r.c.ts, r.c.query, r.c.locale, r.c.session)

@@ -1,9 +1,15 @@
-"""Fitting kb's fusion weights and answer confidence on the dev split of public datasets."""
+"""Fitting kb's fusion weights and answer confidence on the dev split of public datasets.
+
+Each dataset's language comes from its text (search/language.py) unless a locale is given: its
+articles are indexed in their language, and its requests' language decides which fit they join,
+so "answered" is fitted per request language (Index.tuning).
+"""
 
 from __future__ import annotations
 
 import json
 import tempfile
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -14,11 +20,14 @@ from search.embed import Embedder
 from search.fusion import Calibration, Fusion
 from search.index import Index
 from search.store import IndexStore
+from search.language import detect
 from search.learn import Group, fit_calibration, fit_fusion
 
 from kb.content.articles import Article, split_sections
 from kb.content.indexer import index_articles
 from kb.errors import KbError
+
+Tunings = dict[str, tuple[Fusion, Calibration]]  # request language -> fusion weights and calibration
 
 
 class DatasetError(KbError):
@@ -36,6 +45,8 @@ class Prepared:
     queries: list[dict]
     vectors: np.ndarray
     articles: list[dict] = field(default_factory=list)
+    locale: str = "en"  # the requests' language
+    article_locale: str = "en"
 
     def rows(self, split: str) -> list[int]:
         return [i for i, q in enumerate(self.queries) if q["split"] == split]
@@ -46,28 +57,48 @@ def read_jsonl(path: Path) -> list[dict]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
-def to_articles(records: Sequence[dict]) -> list[Article]:
-    """Dataset articles as kb articles: slug = id, locale en, body parsed as Markdown."""
+def language_of(texts: Sequence[str], sample: int = 300) -> str:
+    """The language most of the texts are in (by search/language.py); en when none says."""
+    votes = Counter(detect(t).language for t in texts[:sample])
+    votes.pop("", None)
+    return votes.most_common(1)[0][0] if votes else "en"
+
+
+def to_articles(records: Sequence[dict], locale: str = "en") -> list[Article]:
+    """Dataset articles as kb articles: slug = id, the given locale, body parsed as Markdown."""
     return [
-        Article(slug=r["id"], title=r["title"], category="eval", locale="en", status="published",
+        Article(slug=r["id"], title=r["title"], category="eval", locale=locale, status="published",
                 updated="", body=r["body"], sections=tuple(split_sections(r["body"], r["title"])))
         for r in records
     ]
 
 
-def prepare(directory: Path, embedder: Embedder, workdir: Path, batch: int = 256) -> Prepared:
-    """Index a dataset's articles with `kb index`'s code path and encode all its queries."""
+def dataset_name(directory: Path) -> str:
+    """hwu_ru/xling_en for a nested set, clinc150 for a top-level one (as the eval README names them)."""
+    directory = Path(directory).resolve()
+    nested = (directory.parent / "queries.jsonl").exists() or (directory.parent / "articles.jsonl").exists()
+    return f"{directory.parent.name}/{directory.name}" if nested else directory.name
+
+
+def prepare(directory: Path, embedder: Embedder, workdir: Path, batch: int = 256, locale: str | None = None) -> Prepared:
+    """Index a dataset's articles with `kb index`'s code path and encode all its queries.
+
+    The articles' and the requests' languages are detected from their text unless `locale` names both.
+    """
     directory = Path(directory)
     if not (directory / "articles.jsonl").exists() or not (directory / "queries.jsonl").exists():
         raise DatasetError(f"{directory}: needs articles.jsonl and queries.jsonl")
     records = read_jsonl(directory / "articles.jsonl")
-    root = workdir / directory.name
-    index_articles(to_articles(records), root, embedder)
     queries = read_jsonl(directory / "queries.jsonl")
     texts = [q["query"] for q in queries]
+    article_locale = locale or language_of([f"{r['title']}. {r['body'][:300]}" for r in records])
+    query_locale = locale or language_of(texts)
+    name = dataset_name(directory)
+    root = workdir / name.replace("/", "__")
+    index_articles(to_articles(records, article_locale), root, embedder)
     parts = [embedder.encode_queries(texts[i : i + batch]) for i in range(0, len(texts), batch)]
     vectors = np.vstack(parts) if parts else np.zeros((0, embedder.dim), dtype=np.float32)
-    return Prepared(directory.name, IndexStore(root).load(embedder), queries, vectors, records)
+    return Prepared(name, IndexStore(root).load(embedder), queries, vectors, records, query_locale, article_locale)
 
 
 def fusion_groups(p: Prepared, split: str = "dev") -> list[Group]:
@@ -128,27 +159,38 @@ def fit(prepared: Sequence[Prepared], fit_weights: bool = True, split: str = "de
 
 
 def calibrate(
-    directories: Sequence[Path], embedder: Embedder, fit_weights: bool = True
-) -> tuple[Fusion, Calibration, list[Prepared], tempfile.TemporaryDirectory]:
-    """Prepare each dataset and fit pooled fusion and calibration on their dev splits."""
+    directories: Sequence[Path], embedder: Embedder, fit_weights: bool = True, locale: str | None = None,
+) -> tuple[Tunings, list[Prepared], tempfile.TemporaryDirectory]:
+    """Prepare each dataset and fit fusion and calibration on the dev splits pooled per request language."""
     work = tempfile.TemporaryDirectory(prefix="kb-calibrate-")
-    prepared = [prepare(Path(d), embedder, Path(work.name)) for d in directories]
-    fusion, cal = fit(prepared, fit_weights=fit_weights)
-    return fusion, cal, prepared, work
+    prepared = [prepare(Path(d), embedder, Path(work.name), locale=locale) for d in directories]
+    tunings: Tunings = {}
+    for language in sorted({p.locale for p in prepared}):
+        tunings[language] = fit([p for p in prepared if p.locale == language], fit_weights=fit_weights)
+    return tunings, prepared, work
 
 
-def write(path: Path, fusion: Fusion, calibration: Calibration) -> None:
-    """Write a calibration file in the format kb/content/calibration.json uses."""
-    data = {"fusion": fusion.to_dict(), "calibration": calibration.to_dict()}
+def default_tuning(tunings: Tunings) -> tuple[Fusion, Calibration]:
+    """The tuning used for a request in no fitted language: English's when fitted, else the first."""
+    return tunings.get("en") or next(iter(tunings.values()))
+
+
+def write(path: Path, tunings: Tunings) -> None:
+    """Write a calibration file in the format kb/content/calibration.json uses: the default
+    fusion and calibration at the top, and every language's under `locales`."""
+    fusion, calibration = default_tuning(tunings)
+    data = {"fusion": fusion.to_dict(), "calibration": calibration.to_dict(),
+            "locales": {loc: {"fusion": f.to_dict(), "calibration": c.to_dict()} for loc, (f, c) in tunings.items()}}
     Path(path).write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n")
 
 
-def test_metrics(prepared: Sequence[Prepared], fusion: Fusion, cal: Calibration, split: str = "test") -> dict[str, dict]:
-    """Brier score and ECE of the confidence on each dataset's held-out split."""
+def test_metrics(prepared: Sequence[Prepared], tunings: Tunings, split: str = "test") -> dict[str, dict]:
+    """Brier score and ECE of the confidence on each dataset's held-out split (its language's fit)."""
     from search.learn import brier, ece
 
     out = {}
     for p in prepared:
+        fusion, cal = tunings.get(p.locale) or default_tuning(tunings)
         feats, correct, in_scope = top_hits(p, p.rows(split), fusion)
         conf = np.array([cal.confidence(f) for f in feats])
         y = (correct & in_scope).astype(float)

@@ -131,10 +131,14 @@ def score_run(p: Prepared, run: Run, split: str) -> dict:
     return {k: round(v, 4) if isinstance(v, float) and not math.isnan(v) else v for k, v in out.items()}
 
 
-def evaluate(directory: Path, embedder: Embedder, split: str = "test", shipped: bool = True) -> dict[str, dict]:
-    """Index a dataset as `kb index` does, fit kb's weights and calibration on dev, score `split`."""
+def evaluate(directory: Path, embedder: Embedder, split: str = "test", shipped: bool = True,
+             locale: str | None = None) -> dict[str, dict]:
+    """Index a dataset as `kb index` does, fit kb's weights and calibration on dev, score `split`.
+
+    The dataset's languages are detected from its text unless `locale` is given.
+    """
     with tempfile.TemporaryDirectory(prefix="kb-eval-") as work:
-        p = prepare(Path(directory), embedder, Path(work))
+        p = prepare(Path(directory), embedder, Path(work), locale=locale)
         return evaluate_prepared(p, embedder, split=split, shipped=shipped)
 
 
@@ -148,9 +152,9 @@ def evaluate_prepared(p: Prepared, embedder: Embedder, split: str = "test", ship
     ranked, feats = run_index(p, fusion, cal)
     # kb's answerability score is the calibration's P(in scope) stage
     runs["hybrid"] = Run(ranked, feats, np.array([cal.answerable(f) for f in feats]), cal)
-    if shipped:  # the weights and calibration shipped in kb/content/calibration.json, refitted on nothing
-        ranked, feats = run_index(p, p.index.fusion, p.index.calibration)
-        cal0 = p.index.calibration
+    if shipped:  # the weights and calibration shipped in kb/content/calibration.json for the requests' language
+        fusion0, cal0 = p.index.tuning(p.locale)
+        ranked, feats = run_index(p, fusion0, cal0)
         runs["hybrid_shipped"] = Run(ranked, feats, np.array([cal0.answerable(f) for f in feats]), cal0)
     results = {name: score_run(p, runs[name], split) for name in (*SYSTEMS, *(["hybrid_shipped"] if shipped else []))}
     ins = [i for i in p.rows(split) if p.queries[i]["relevant"]]
@@ -159,6 +163,8 @@ def evaluate_prepared(p: Prepared, embedder: Embedder, split: str = "test", ship
     results["hybrid"]["auroc_confidence"] = round(auroc(full[ins], full[oos]), 4)  # P(top 1 right) itself
     results["hybrid"]["fusion"] = fusion.to_dict()
     results["hybrid"]["threshold"] = cal.threshold
+    for r in results.values():  # every figure is per language: the requests' and the articles'
+        r["locale"], r["article_locale"] = p.locale, p.article_locale
     return results
 
 
@@ -169,8 +175,11 @@ def table(dataset: str, results: dict[str, dict]) -> str:
     """A Markdown table of one dataset's results."""
     extra = sorted({k for r in results.values() for k in r if k.startswith("auroc_")})
     cols = (*COLUMNS, *extra)
-    lines = ["| set | system | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
+    lines = ["| set | locale | system | " + " | ".join(cols) + " |", "|---|---|---|" + "---|" * len(cols)]
     for name, r in results.items():
         cells = [f"{r[c]:.3f}" if isinstance(r.get(c), float) else str(r.get(c, "")) for c in cols]
-        lines.append(f"| {dataset} | {name} | " + " | ".join(cells) + " |")
+        locale = r.get("locale", "")
+        if r.get("article_locale", locale) != locale:
+            locale = f"{locale} → {r['article_locale']}"  # requests in one language, articles in another
+        lines.append(f"| {dataset} | {locale} | {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

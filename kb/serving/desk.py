@@ -9,7 +9,7 @@ import re
 import secrets
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +17,7 @@ import numpy as np
 from search.embed import submit_queries
 from search.errors import IndexCorruptError, IndexMissingError
 from search.index import Index
+from search.language import detect, pick
 from search.store import IndexStore
 from search.model import Hit, Results
 from search.text import highlight
@@ -151,26 +152,35 @@ class Desk:
 
     # -- queries --------------------------------------------------------------------------
 
+    def reading(self, text: str, ui_locale: str | None) -> tuple[str, str]:
+        """The language of a request (from its text; the UI locale breaks ties) and the text as
+        meant (typed on the wrong keyboard layout, it is read on the right one)."""
+        detection = detect(text)
+        return pick(detection, self.pick_locale(ui_locale)), detection.text
+
     def suggest(
         self, query: str | None, *, limit: int | None = None, locale: str | None = None,
         session: str = "", kind: str = "suggest", source: str = "api", record: bool = True,
     ) -> Suggestions:
-        """Answer a request: passages in the user's locale first, others as a fallback."""
+        """Answer a request: passages in its language first, others as a fallback.
+
+        The language is the request's own (search/language.py); `locale` (the UI's) breaks ties.
+        """
         text = validate_query(query, self.settings.max_query_chars)
         limit = max(1, min(limit or self.settings.suggest_limit, 10))
-        locale = self.pick_locale(locale)
+        locale, meant = self.reading(text, locale)
         library = self.library
         own = library.by_locale.get(locale, [])
         index = library.index
         # BM25 needs no vector: it is worked out while the encoder runs on another thread
-        pending = submit_queries(index.embedder, [text])
-        lexical = index.lexical_evidence(text)
+        pending = submit_queries(index.embedder, [meant])
+        lexical = index.lexical_evidence(meant)
         vector = pending()[0]
-        if own:  # one scoring pass ranks the user's locale and, for the fallback, every locale
-            results, anywhere = index.search_scoped(text, library.rows_by_locale[locale], k=limit, vector=vector,
-                                                    lexical=lexical)
+        if own:  # one scoring pass ranks the request's language and, for the fallback, every language
+            results, anywhere = index.search_scoped(meant, library.rows_by_locale[locale], k=limit, vector=vector,
+                                                    lexical=lexical, locale=locale)
         else:
-            results, anywhere = None, index.search(text, k=limit, vector=vector, lexical=lexical)
+            results, anywhere = None, index.search(meant, k=limit, vector=vector, lexical=lexical, locale=locale)
         fallback = False
         if anywhere is not None:  # only made when the user's locale has no confident answer
             top_foreign = anywhere.hits and library.articles[anywhere.hits[0].doc_id].locale != locale
@@ -178,7 +188,8 @@ class Desk:
                 fallback = bool(top_foreign)
                 results = anywhere
         assert results is not None  # search_scoped or the fallback always answers
-        items = [self._suggestion(library, hit, text) for hit in results.hits]
+        items = self._in_language([self._suggestion(library, hit, meant) for hit in results.hits], locale, meant)
+        fallback = fallback and any(i.locale != locale for i in items)
         answer = Suggestions(
             request_id="r_" + secrets.token_hex(8), query=text, locale=locale,
             answered=results.answered, threshold=results.threshold, fallback=fallback, items=items,
@@ -205,9 +216,30 @@ class Desk:
             confidence=round(hit.confidence, 4), locale=article.locale, category=article.category,
         )
 
+    def _in_language(self, items: list[Suggestion], locale: str, query: str) -> list[Suggestion]:
+        """Another language's article the writer translated into the request's language is shown as
+        that translation (its opening passage), with the confidence the match earned."""
+        out: list[Suggestion] = []
+        seen = {i.slug for i in items}
+        for item in items:
+            twin = self.library.articles.get(self.library.articles[item.slug].translation(locale) or "")
+            if item.locale == locale or twin is None or twin.slug in seen:
+                out.append(item)
+                continue
+            seen.add(twin.slug)
+            section = twin.sections[0]
+            text, spans = snippet(section.text, "", query)
+            url = f"/articles/{twin.slug}" + (f"#{section.anchor}" if section.anchor else "")
+            out.append(replace(item, slug=twin.slug, title=twin.title, url=url, anchor=section.anchor,
+                               section=section.heading, passage=text, highlights=spans, locale=twin.locale,
+                               category=twin.category))
+        return out
+
     def replay(self, query: str, locale: str | None = None, k: int = 3) -> Results:
-        """Run a request against the live index without recording it (gap replay, eval)."""
-        return self.library.index.search(validate_query(query, self.settings.max_query_chars), k=k)
+        """Run a request against the live index without recording it (gap replay, eval), read
+        and tuned for its language as `suggest` reads it."""
+        language, meant = self.reading(validate_query(query, self.settings.max_query_chars), locale)
+        return self.library.index.search(meant, k=k, locale=language)
 
     def pick_locale(self, locale: str | None) -> str:
         """A supported locale from a ?locale= value or an Accept-Language header."""
@@ -237,6 +269,11 @@ class Desk:
         for a in self.articles(locale):
             counts[a.category] = counts.get(a.category, 0) + 1
         return dict(sorted(counts.items()))
+
+    def translations(self, slug: str) -> list[Article]:
+        """The published articles an article declares as itself in other languages."""
+        articles = self.library.articles
+        return [articles[other] for _, other in self.article(slug).translations if other in articles]
 
     def related(self, slug: str, k: int = 4) -> list[Article]:
         """Articles nearest by embedding: the mean of this article's chunk vectors as the query."""

@@ -99,6 +99,7 @@ def context(request: Request, locale: str, **extra: Any) -> dict[str, Any]:
     """What every template needs: the locale, its strings and the language switcher."""
     locales = request.app.state["settings"].locales
     return {"locale": locale, "t": i18n.strings(locale), "category_name": i18n.category_name,
+            "language_name": i18n.language_name,
             "count_articles": i18n.count_articles, "date": i18n.format_date, "q": "",
             "languages": [(code, i18n.language_name(code), _switch_url(request, code)) for code in locales],
             **extra}
@@ -162,7 +163,8 @@ def article(request: Request, state: State, slug: FromPath[str],
     a = desk.article(slug)
     record_event(state["db"], session=session_of(request), type="article_view", slug=slug, data={"locale": a.locale})
     return page(request, "article.html", locale, article=a, html=render(a.body), toc=toc(a.body),
-                related=desk.related(slug), feedback=feedback if feedback in ("yes", "no") else "")
+                related=desk.related(slug), translations=desk.translations(slug),
+                feedback=feedback if feedback in ("yes", "no") else "")
 
 
 @post("/articles/{slug:str}/feedback", sync_to_thread=True)
