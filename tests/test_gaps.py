@@ -320,3 +320,14 @@ def test_cli_gaps_refresh_link_replay(settings, embedder, monkeypatch):
     replayed = runner.invoke(main, ["gaps", *data, "replay", str(gap["id"])])
     assert replayed.exit_code == 0 and "0 -> 0 of 8 answered" in replayed.output
     db.close()
+
+
+def test_the_same_russian_requests_typed_in_either_ui_make_one_russian_gap(db, settings, desk):
+    kofe = ["не работает кофемашина", "кофемашина сломалась", "кофемашина на кухне не варит кофе",
+            "кофемашина течет", "кофемашина пишет ошибку"]
+    now = time.time() - 60
+    seed_unanswered(db, kofe, ts=now, session_prefix="en-ui", locale="en")  # the English UI
+    seed_unanswered(db, kofe, ts=now, session_prefix="ru-ui", locale="ru")
+    gaps.refresh_gaps(db, settings, desk)
+    found = board.list_gaps(db)
+    assert [(g.locale, g.size) for g in found] == [("ru", 10)]

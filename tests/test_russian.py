@@ -173,3 +173,79 @@ def test_both_languages_are_answered_at_the_same_rate(desk):
 def test_a_russian_request_typed_in_the_english_ui_is_russian(desk):
     answer = desk.suggest("впн не коннектится", locale="en", record=False)
     assert answer.locale == "ru" and answer.items[0].locale == "ru"
+
+
+# -- the lexical index: alternatives and typos --------------------------------------------------------
+
+
+def test_lexical_index_reads_alternatives_and_typos():
+    from search.lexical import LexicalIndex
+
+    texts = ["Outlook keeps asking for the password", "Подключение к VPN через GlobalProtect",
+             "Сброс пароля от учетной записи", "Printer paper jam"]
+    ix = LexicalIndex.build(texts)
+
+    def best(query: str) -> int:
+        scores = ix.score(query)
+        return int(scores.argmax()) if scores.max() > 0 else -1
+
+    assert best("аутлук") == 0  # Cyrillic product name -> its Latin spelling
+    assert best("впн") == 1
+    assert best("zabyl parol") == 2  # Russian in Latin letters
+    assert best("sbros parolya") == 2
+    assert best("passwrod") == 0  # a typo of a known term
+    assert best("паролб") == 2
+    assert best("pass") == -1  # a half-typed word is not a typo
+
+
+# -- builds made with older text analysis ------------------------------------------------------------
+
+
+def test_a_build_with_older_terms_is_recounted_not_reembedded(tmp_path, embedder):
+    import json
+
+    from search.index import Index
+    from search.model import Document, Passage
+    from search.store import IndexStore
+
+    docs = [Document("vpn", "Подключение к VPN", (Passage("vpn#a", "Как подключиться", "Нажмите Connect."),),
+                     aliases=("впн из дома",)),
+            Document("pw", "Reset your password", (Passage("pw#a", "Steps", "Open the portal."),))]
+    store = IndexStore(tmp_path)
+    first = store.build(docs, embedder)
+    manifest = json.loads((first.path / "manifest.json").read_text())
+    manifest["analysis"] = "1"  # as an older kb wrote it
+    (first.path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(Exception, match="text analysis"):
+        Index(first.path, embedder)
+    again = store.build(docs, embedder)
+    assert again.embedded_chunks == 0  # the vectors are reused
+    ix = store.load(embedder)
+    assert ix.phrases.row("ВПН из дома") == 0
+    assert ix.search("подключиться к впн", k=1).hits[0].doc_id == "vpn"
+
+
+# -- datasets and the bench corpus take their language from their text ------------------------------------
+
+
+def test_dataset_language_comes_from_its_text():
+    from kb.measure.calibrate import language_of, to_articles
+
+    assert language_of(["поставь будильник на семь", "какая погода завтра"]) == "ru"
+    assert language_of(["set an alarm for seven", "what's the weather tomorrow"]) == "en"
+    assert to_articles([{"id": "a", "title": "Будильник", "body": "- поставь будильник"}], "ru")[0].locale == "ru"
+
+
+def test_bench_corpus_takes_only_english_sets(tmp_path, monkeypatch):
+    import json
+
+    import kb.measure.benchdata as benchdata
+
+    for name, title, query in [("en_set", "Set an alarm", "wake me up at 7"), ("ru_set", "Будильник", "разбуди меня в 7")]:
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "articles.jsonl").write_text(json.dumps({"id": "a", "title": title, "body": title}) + "\n")
+        (folder / "queries.jsonl").write_text(json.dumps({"qid": "1", "query": query, "relevant": ["a"], "split": "dev"}) + "\n")
+    monkeypatch.setattr(benchdata, "EVAL_DIR", tmp_path)
+    assert benchdata.english_sets("articles.jsonl") == [tmp_path / "en_set" / "articles.jsonl"]
+    assert [s.title for s in benchdata.sources() if s.title in ("Set an alarm", "Будильник")] == ["Set an alarm"]

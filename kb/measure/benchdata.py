@@ -1,7 +1,8 @@
 """Deterministic synthetic knowledge bases, typing workloads and full-text baselines for `kb bench`.
 
 A synthetic article recombines sections of real texts: the bundled articles' `##` sections and
-the public eval sets' articles (../shared/eval/*/articles.jsonl, skipped when absent). Article i
+the public eval sets' articles (../shared/eval/*/articles.jsonl, skipped when absent; only the
+English sets, so the corpus is the one earlier bench runs measured: the Russian hwu_ru came later). Article i
 takes a title and intro from one source and 2–5 sections from others, chosen by a seeded RNG,
 with the company and product names varied, so every run with the same seed writes the same files.
 """
@@ -59,13 +60,25 @@ def sources() -> list[Source]:
         meta = yaml.safe_load(front)
         intro, sections = _split(body)
         out.append(Source(meta["title"], intro, sections, meta.get("locale", "en"), tuple(meta.get("aliases") or ())))
-    for path in sorted(EVAL_DIR.glob("*/articles.jsonl")) if EVAL_DIR.is_dir() else []:
+    for path in english_sets("articles.jsonl"):
         for line in path.read_text().splitlines():
             record = json.loads(line)
             intro, sections = _split(record["body"])
             if not sections:  # a flat body becomes one section under the title
                 sections, intro = ((record["title"], intro),), ""
             out.append(Source(record["title"], intro, sections, "en"))
+    return out
+
+
+def english_sets(name: str) -> list[Path]:
+    """The eval sets' files `name` whose articles are in English (by search/language.py)."""
+    from kb.measure.calibrate import language_of, read_jsonl
+
+    out = []
+    for folder in sorted(p.parent for p in EVAL_DIR.glob("*/articles.jsonl")) if EVAL_DIR.is_dir() else []:
+        records = read_jsonl(folder / "articles.jsonl")
+        if language_of([f"{r['title']}. {r['body'][:300]}" for r in records]) == "en" and (folder / name).exists():
+            out.append(folder / name)
     return out
 
 
@@ -113,7 +126,7 @@ class Workload:
         """Real phrasings from the eval sets and typical IT requests, some typed prefix by prefix."""
         rng = random.Random(seed)
         phrasings = list(TYPED)
-        for path in sorted(EVAL_DIR.glob("*/queries.jsonl")) if EVAL_DIR.is_dir() else []:
+        for path in english_sets("queries.jsonl"):
             rows = [json.loads(ln) for ln in path.read_text().splitlines()]
             phrasings += [r["query"] for r in rng.sample(rows, k=min(300, len(rows)))]
         popular = phrasings[:40]
