@@ -19,6 +19,7 @@ Reads are thread-safe.
 from __future__ import annotations
 
 import hashlib
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -153,6 +154,7 @@ class Index:
         self.locales = {loc: (Fusion.from_dict(t.get("fusion")), Calibration.from_dict(t.get("calibration")))
                         for loc, t in (self.manifest.get("locales") or {}).items()}
         self.phrases = PhraseBook(self.docs)
+        threading.Thread(target=self.lexical.warm, name="kb-lexical-warm", daemon=True).start()
 
     def __len__(self) -> int:
         return len(self.docs)

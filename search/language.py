@@ -4,7 +4,8 @@
 - Latin letters are English, unless they read as Russian in a dictionary:
   - typed with the Latin layout active (`pf,sk gfhjkm` is `забыл пароль` on the same keys):
     the detection then carries the text as meant, so search reads the Russian;
-  - Russian written in Latin letters (`zabyl parol`, `ne rabotaet vpn`).
+  - Russian written in Latin letters (`zabyl parol`, `ne rabotaet vpn`): the text as meant is
+    then in Cyrillic where the dictionary knows the words (`забыл пароль`, `не работает vpn`).
 - Digits and codes alone say nothing (`0x800CCC0E`): the language is "" with confidence 0.
 
 The caller breaks ties with what it knows besides the text (the UI locale): `pick`.
@@ -14,16 +15,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from search.analysis import CYRILLIC, STOPWORDS, analyzer, normalise
-from search.translit import LAYOUT_PUNCTUATION, cyrillic_candidates, swap_layout
+from search.translit import LAYOUT_PUNCTUATION, cyrillic_candidates, swap_layout, to_cyrillic
 
 # Below this confidence the text does not decide: the caller's own locale does.
 DECISIVE = 0.6
 # Spellings English rarely has and Russian transliteration often does.
-_TRANSLIT_MARKS = re.compile(r"(zh|kh|shch|sch|ts|ya|yu|yo|iy\b|yj\b|[bcdfghklmnprstvz]y[bcdfghklmnprstvz])")
+_TRANSLIT_MARKS = re.compile(r"(zh|kh|shch|sch|ya|yu|yo|iy\b|yj\b|[bcdfghklmnprstvz]y[bcdfghklmnprstvz])")
 # Russian function words as they are written in Latin letters: English has none of them.
-_TRANSLIT_WORDS = frozenset("ne ya kak mne menya u nas gde pochemu chto nado nuzhno eto ili net moy moi moya".split())
+_TRANSLIT_WORDS = frozenset("ne ya kak mne menya nas gde pochemu chto nado nuzhno eto ili moy moya".split())
 _LATIN_LETTER = re.compile(r"[a-z]")
 _ENGLISH_STOPWORDS = frozenset(w for w in STOPWORDS if not CYRILLIC.search(w))
 
@@ -38,11 +40,16 @@ class Detection:
     how: str  # "script", "layout", "translit", or "none"
 
 
+@lru_cache(maxsize=100_000)
+def _known(word: str) -> bool:
+    """Whether the Russian dictionary has the word (cached: a dictionary look-up is ~20 µs)."""
+    return analyzer("ru").known(word)
+
+
 def _known_share(words: list[str]) -> float:
     """The share of letters (by word length) in words the Russian dictionary knows."""
-    russian = analyzer("ru")
     total = sum(len(w) for w in words)
-    known = sum(len(w) for w in words if len(w) > 1 and russian.known(w))
+    known = sum(len(w) for w in words if len(w) > 1 and _known(w))
     return known / total if total else 0.0
 
 
@@ -54,10 +61,23 @@ def _layout_share(chunks: list[str]) -> float:
 
 def _translit_share(words: list[str]) -> float:
     """How much of a Latin text reads as Russian written in Latin letters."""
-    russian = analyzer("ru")
     total = sum(len(w) for w in words)
-    known = sum(len(w) for w in words if len(w) > 2 and any(russian.known(c) for c in cyrillic_candidates(w)))
+    known = sum(len(w) for w in words if len(w) > 2 and any(_known(c) for c in cyrillic_candidates(w)))
     return known / total if total else 0.0
+
+
+def _in_cyrillic(text: str) -> str:
+    """Russian typed in Latin letters, in Cyrillic: each word the dictionary knows in some reading
+    (`zabyl parol` -> `забыл пароль`); others, such as product names, stay as typed."""
+
+    def read(m: re.Match[str]) -> str:
+        word = m.group()
+        if len(word) == 1:  # в, у, к, с, и, а, о
+            return to_cyrillic(word) if word.lower() in "vuksiao" else word
+        known = [c for c in cyrillic_candidates(word.lower()) if _known(c)]
+        return known[0] if known else word
+
+    return re.sub(r"[A-Za-z']+", read, text)
 
 
 def detect(text: str) -> Detection:
@@ -73,15 +93,20 @@ def detect(text: str) -> Detection:
     if not chunks:
         return Detection("", 0.0, text, "none")
     letters = [c for c in chunks if _LATIN_LETTER.search(c.lower()) or set(c) & LAYOUT_PUNCTUATION]
-    layout = _layout_share(letters)
     words = [w for c in letters for w in re.findall(r"[a-z]+", c.lower())]
-    english = sum(1 for w in words if w in _ENGLISH_STOPWORDS)
-    if layout >= 0.6 and not english:
+    if any(w in _ENGLISH_STOPWORDS for w in words):  # "the", "my", "is": English, whatever else it could read as
+        return Detection("en", 1.0, text, "script")
+    layout = _layout_share(letters)
+    if layout >= 0.6:
         return Detection("ru", min(1.0, 0.4 + layout * 0.6), swap_layout(text), "layout")
     translit = _translit_share(words)
-    if translit >= 0.6 and not english:
-        marked = any(w in _TRANSLIT_WORDS or _TRANSLIT_MARKS.search(w) for w in words)
-        return Detection("ru", (0.55 + 0.4 * translit) if marked else 0.55, text, "translit")
+    # Russian spellings and function words make the reading sure; loanwords alone (`internet
+    # problem`) read as Russian or English alike, and a product name (`globalprotect`) as neither.
+    marked = any(w in _TRANSLIT_WORDS or _TRANSLIT_MARKS.search(w) for w in words)
+    if marked and translit >= 0.4:
+        return Detection("ru", min(1.0, 0.6 + 0.4 * translit), _in_cyrillic(text), "translit")
+    if translit >= 0.6:
+        return Detection("ru", 0.55, text, "translit")
     return Detection("en", 1.0 - max(layout, translit) / 2, text, "script")
 
 

@@ -87,8 +87,9 @@ class LexicalIndex:
     def query_columns(self, query: str) -> tuple[np.ndarray, np.ndarray]:
         """Return the matrix columns and idf weights of the query's terms the index knows.
 
-        A word's own term wins when the index has it. Otherwise its alternatives do, and then the
-        nearest known term by spelling; a word read as several terms shares its weight among them.
+        A word's own term wins when the index has it. Otherwise its Russian reading (typed in Latin
+        letters) does, then the nearest known term by spelling, then Latin terms that sound like it;
+        a word read as several terms shares its weight among them.
         """
         found: dict[int, float] = {}
         for group in query_terms(query):
@@ -105,16 +106,16 @@ class LexicalIndex:
         own = self._vocab.get(group[0])
         if own is not None:
             return [own]
-        columns: list[int] = []
-        for alt in group[1:]:
-            if alt.startswith(SOUND_PREFIX):
-                columns.extend(self._sounds.get(alt[len(SOUND_PREFIX):], ())[:EXPANSIONS])
-            elif alt in self._vocab:
-                columns.append(self._vocab[alt])
-        if columns:
+        columns = [self._vocab[alt] for alt in group[1:] if alt in self._vocab]
+        if columns:  # Russian typed in Latin letters
             return list(dict.fromkeys(columns))
         typo = self._nearest(group[0])
-        return [typo] if typo is not None else []
+        if typo is not None:  # a misspelt word: before sounds, so `пороль` is `пароль`, not some `pearl`
+            return [typo]
+        for alt in group[1:]:  # a product name written as it sounds
+            if alt.startswith(SOUND_PREFIX):
+                columns.extend(self._sounds.get(alt[len(SOUND_PREFIX):], ())[:EXPANSIONS])
+        return list(dict.fromkeys(columns))
 
     def _nearest(self, word: str) -> int | None:
         """The known term one or two edits from an unknown one (same first letter), if any."""
@@ -130,9 +131,14 @@ class LexicalIndex:
         best = process.extractOne(word, pool, scorer=Levenshtein.distance, score_cutoff=limit)
         return self._vocab[best[0]] if best is not None else None
 
+    def warm(self) -> None:
+        """Build the look-ups of unknown words now (Index starts this on a background thread, so no
+        request waits ~0.5 s for them at 10k articles)."""
+        _ = self._by_initial, self._sounds
+
     @cached_property
     def _by_initial(self) -> dict[str, list[str]]:
-        """Vocabulary terms by first letter (built on the first unknown word: ~50 ms at 10k articles)."""
+        """Vocabulary terms by first letter (see warm)."""
         out: dict[str, list[str]] = {}
         for t in self._vocab:
             if len(t) >= TYPO_MIN - 1 and self._idf[self._vocab[t]] > 0:
@@ -141,7 +147,7 @@ class LexicalIndex:
 
     @cached_property
     def _sounds(self) -> dict[str, list[int]]:
-        """Latin vocabulary terms by sound key, most documents first (built on first use)."""
+        """Latin vocabulary terms by sound key, most documents first (see warm)."""
         out: dict[str, list[int]] = {}
         for t, col in self._vocab.items():
             if t.isalpha() and not CYRILLIC.search(t) and self._idf[col] > 0:

@@ -40,13 +40,15 @@ _LAT_CYR_RE = re.compile("|".join(re.escape(k) for k, _ in _LAT_CYR))
 _LAT_CYR_MAP = dict(_LAT_CYR)
 
 # An English-pronunciation sound key: spellings that sound alike map to one consonant skeleton.
-_SOUND_RULES = [
-    (re.compile(r"ph"), "f"), (re.compile(r"ck"), "k"), (re.compile(r"qu"), "kv"), (re.compile(r"q"), "k"),
-    (re.compile(r"x"), "ks"), (re.compile(r"w"), "v"), (re.compile(r"th"), "t"), (re.compile(r"(dzh|dj|j)"), "j"),
-    (re.compile(r"(sch|sh|ch|zh)"), "s"), (re.compile(r"kh"), "h"), (re.compile(r"ts"), "s"),
-    (re.compile(r"c(?=[eiy])"), "s"), (re.compile(r"c"), "k"), (re.compile(r"z"), "s"), (re.compile(r"gh"), "g"),
-]
+# One pass, longest spelling first (ck before c, sch before ch before c).
+_SOUNDS = [("ph", "f"), ("ck", "k"), ("qu", "kv"), ("dzh", "j"), ("dj", "j"), ("sch", "s"), ("sh", "s"), ("ch", "s"),
+           ("zh", "s"), ("kh", "h"), ("ts", "s"), ("th", "t"), ("gh", "g"), ("ce", "se"), ("ci", "si"), ("cy", "sy"),
+           ("q", "k"), ("x", "ks"), ("w", "v"), ("c", "k"), ("z", "s")]
+_SOUNDS_RE = re.compile("|".join(k for k, _ in _SOUNDS))
+_SOUNDS_MAP = dict(_SOUNDS)
 _VOWELS = re.compile(r"[aeiouy]+")
+_NOT_LETTER = re.compile(r"[^a-z]")
+_REPEAT = re.compile(r"(.)\1+")
 
 
 def swap_layout(text: str) -> str:
@@ -81,10 +83,8 @@ def sound_key(word: str) -> str:
     `tlk`, `wifi` and `вайфай` share `vf`, `teams` and `тимс` share `tm`. Empty when too short to
     tell anything apart (fewer than two consonants)."""
     latin = to_latin(word) if re.search(r"[\u0400-\u04FF]", word) else word
-    latin = re.sub(r"[^a-z]", "", latin.lower())
-    for pattern, repl in _SOUND_RULES:
-        latin = pattern.sub(repl, latin)
-    skeleton = re.sub(r"(.)\1+", r"\1", _VOWELS.sub("", latin))
+    latin = _SOUNDS_RE.sub(lambda m: _SOUNDS_MAP[m.group()], _NOT_LETTER.sub("", latin.lower()))
+    skeleton = _REPEAT.sub(r"\1", _VOWELS.sub("", latin))
     if len(skeleton) > 2 and skeleton.endswith("s"):  # plural and possessive s: teams ~ тимс ~ team
         skeleton = skeleton[:-1]
     return skeleton if len(skeleton) >= 2 else ""
