@@ -124,10 +124,10 @@ class LexicalIndex:
         from rapidfuzz import process
         from rapidfuzz.distance import Levenshtein
 
-        pool = self._by_initial.get(word[0])
+        limit = 1 if len(word) < TYPO_LONG else 2
+        pool = [t for n in range(len(word) - limit, len(word) + limit + 1) for t in self._by_initial.get((word[0], n), ())]
         if not pool:
             return None
-        limit = 1 if len(word) < TYPO_LONG else 2
         best = process.extractOne(word, pool, scorer=Levenshtein.distance, score_cutoff=limit)
         return self._vocab[best[0]] if best is not None else None
 
@@ -137,12 +137,12 @@ class LexicalIndex:
         _ = self._by_initial, self._sounds
 
     @cached_property
-    def _by_initial(self) -> dict[str, list[str]]:
-        """Vocabulary terms by first letter (see warm)."""
-        out: dict[str, list[str]] = {}
-        for t in self._vocab:
-            if len(t) >= TYPO_MIN - 1 and self._idf[self._vocab[t]] > 0:
-                out.setdefault(t[0], []).append(t)
+    def _by_initial(self) -> dict[tuple[str, int], list[str]]:
+        """Vocabulary terms by first letter and length (see warm)."""
+        out: dict[tuple[str, int], list[str]] = {}
+        for t, col in self._vocab.items():
+            if len(t) >= TYPO_MIN - 1 and self._idf[col] > 0:
+                out.setdefault((t[0], len(t)), []).append(t)
         return out
 
     @cached_property

@@ -17,7 +17,9 @@ from kb.web.pages import segments
 HTML = {"accept": "text/html,application/xhtml+xml"}
 RU = {**HTML, "accept-language": "ru-RU,ru;q=0.9,en;q=0.5"}
 UNANSWERED = "how do I bake sourdough bread"
-EN_ONLY = "Outlook error 0x800CCC0E"  # the error code only appears in an English article
+# A loanword in Latin letters reads as Russian (паркинг) or English alike, so the UI's locale decides the
+# request's language; only an English article answers it.
+EN_ONLY = "parking"
 
 
 class Links(HTMLParser):
