@@ -71,8 +71,8 @@ def test_wrong_layout_reads_both_ways():
 @pytest.mark.parametrize("text, language, meant", [
     ("pf,sk gfhjkm", "ru", "забыл пароль"),
     ("ghbynth yt gtxfnftn", "ru", "принтер не печатает"),
-    ("zabyl parol", "ru", "zabyl parol"),
-    ("u menya ne rabotaet pochta", "ru", "u menya ne rabotaet pochta"),
+    ("zabyl parol", "ru", "забыл пароль"),
+    ("u menya ne rabotaet pochta", "ru", "у меня не работает почта"),
     ("vpn не подключается", "ru", "vpn не подключается"),
     ("outlook keeps asking for my password", "en", "outlook keeps asking for my password"),
     ("is the vpn down", "en", "is the vpn down"),
@@ -249,3 +249,16 @@ def test_bench_corpus_takes_only_english_sets(tmp_path, monkeypatch):
     monkeypatch.setattr(benchdata, "EVAL_DIR", tmp_path)
     assert benchdata.english_sets("articles.jsonl") == [tmp_path / "en_set" / "articles.jsonl"]
     assert [s.title for s in benchdata.sources() if s.title in ("Set an alarm", "Будильник")] == ["Set an alarm"]
+
+
+def test_a_hit_on_a_translated_article_is_shown_in_the_request_language(desk):
+    from kb.serving.desk import Suggestion
+
+    english = Suggestion(slug="vpn-connect", title="Connect to the VPN with GlobalProtect", url="/articles/vpn-connect#steps",
+                         anchor="steps", section="Steps", passage="Select Connect.", highlights=[], confidence=0.9,
+                         locale="en", category="network")
+    untranslated = Suggestion(slug="parking", title="Parking", url="/articles/parking", anchor="", section="Parking",
+                              passage="…", highlights=[], confidence=0.5, locale="en", category="facilities")
+    shown = desk._in_language([english, untranslated], "ru", "не подключается впн")
+    assert [(s.slug, s.locale, s.confidence) for s in shown] == [("ru-podklyuchenie-vpn", "ru", 0.9), ("parking", "en", 0.5)]
+    assert shown[0].url.startswith("/articles/ru-podklyuchenie-vpn") and shown[0].title.startswith("Подключение")
