@@ -259,6 +259,13 @@ def test_a_hit_on_a_translated_article_is_shown_in_the_request_language(desk):
                          locale="en", category="network")
     untranslated = Suggestion(slug="parking", title="Parking", url="/articles/parking", anchor="", section="Parking",
                               passage="…", highlights=[], confidence=0.5, locale="en", category="facilities")
-    shown = desk._in_language([english, untranslated], "ru", "не подключается впн")
+    shown = desk._in_language(desk.library, [english, untranslated], "ru", "не подключается впн")
     assert [(s.slug, s.locale, s.confidence) for s in shown] == [("ru-podklyuchenie-vpn", "ru", 0.9), ("parking", "en", 0.5)]
     assert shown[0].url.startswith("/articles/ru-podklyuchenie-vpn") and shown[0].title.startswith("Подключение")
+
+
+def test_a_detected_language_the_desk_does_not_serve_gives_way_to_the_ui_locale(desk, embedder):
+    english_only = Desk(desk.settings.replace(locales=("en",)), embedder, db=None)
+    english_only.load()
+    assert english_only.reading("впн не работает", "en") == ("en", "впн не работает")
+    assert desk.reading("pf,sk gfhjkm", "en") == ("ru", "забыл пароль")

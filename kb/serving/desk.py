@@ -156,7 +156,9 @@ class Desk:
         """The language of a request (from its text; the UI locale breaks ties) and the text as
         meant (typed on the wrong keyboard layout, it is read on the right one)."""
         detection = detect(text)
-        return pick(detection, self.pick_locale(ui_locale)), detection.text
+        ui = self.pick_locale(ui_locale)
+        language = pick(detection, ui)
+        return (language if language in self.settings.locales else ui), detection.text
 
     def suggest(
         self, query: str | None, *, limit: int | None = None, locale: str | None = None,
@@ -188,7 +190,7 @@ class Desk:
                 fallback = bool(top_foreign)
                 results = anywhere
         assert results is not None  # search_scoped or the fallback always answers
-        items = self._in_language([self._suggestion(library, hit, meant) for hit in results.hits], locale, meant)
+        items = self._in_language(library, [self._suggestion(library, hit, meant) for hit in results.hits], locale, meant)
         fallback = fallback and any(i.locale != locale for i in items)
         answer = Suggestions(
             request_id="r_" + secrets.token_hex(8), query=text, locale=locale,
@@ -216,13 +218,13 @@ class Desk:
             confidence=round(hit.confidence, 4), locale=article.locale, category=article.category,
         )
 
-    def _in_language(self, items: list[Suggestion], locale: str, query: str) -> list[Suggestion]:
+    def _in_language(self, library: Library, items: list[Suggestion], locale: str, query: str) -> list[Suggestion]:
         """Another language's article the writer translated into the request's language is shown as
         that translation (its opening passage), with the confidence the match earned."""
         out: list[Suggestion] = []
         seen = {i.slug for i in items}
         for item in items:
-            twin = self.library.articles.get(self.library.articles[item.slug].translation(locale) or "")
+            twin = library.articles.get(library.articles[item.slug].translation(locale) or "")
             if item.locale == locale or twin is None or twin.slug in seen:
                 out.append(item)
                 continue
