@@ -6,7 +6,8 @@
     the detection then carries the text as meant, so search reads the Russian;
   - Russian written in Latin letters (`zabyl parol`, `ne rabotaet vpn`): the text as meant is
     then in Cyrillic where the dictionary knows the words (`забыл пароль`, `не работает vpn`).
-- Digits and codes alone say nothing (`0x800CCC0E`): the language is "" with confidence 0.
+- Digits and codes alone say nothing (`0x800CCC0E`): the language is "" with confidence 0; one
+  Latin word alone (`vpn`) leans to English without deciding.
 
 The caller breaks ties with what it knows besides the text (the UI locale): `pick`.
 """
@@ -107,6 +108,8 @@ def detect(text: str) -> Detection:
         return Detection("ru", min(1.0, 0.6 + 0.4 * translit), _in_cyrillic(text), "translit")
     if translit >= 0.6:
         return Detection("ru", 0.55, text, "translit")
+    if len(words) <= 1:  # one Latin word (`vpn`, `outlook`) is a name more often than English
+        return Detection("en", 0.55, text, "script")
     return Detection("en", 1.0 - max(layout, translit) / 2, text, "script")
 
 

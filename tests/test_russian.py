@@ -86,8 +86,9 @@ def test_detector_reads_the_language_from_the_text(text, language, meant):
 def test_ui_locale_only_breaks_ties():
     assert detect("0x800CCC0E").language == ""
     assert pick(detect("0x800CCC0E"), "ru") == "ru"
-    # loanwords alone read as both languages: the UI decides
+    # loanwords alone read as both languages, and one product name as neither: the UI decides
     assert pick(detect("internet problem"), "en") == "en"
+    assert pick(detect("vpn"), "ru") == "ru" and pick(detect("outlook"), "ru") == "ru"
 
 
 # -- what a writer writes counts ----------------------------------------------------------------------
