@@ -23,6 +23,13 @@ SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 LOCALE = re.compile(r"^[a-z]{2}(?:-[A-Za-z]{2})?$")
 STATUSES = ("published", "draft")
+# Front matter is a handful of short fields. These bounds make a hostile file (a YAML alias bomb
+# expands 296 bytes into gigabytes) one more broken file, reported with its line, like any other.
+ARTICLE_CHARS = 1_000_000
+FRONT_MATTER_CHARS = 16_384
+VALUE_CHARS = 1_000  # each value: a title, a tag, an alias
+FRONT_MATTER_VALUES = 500
+FRONT_MATTER_DEPTH = 3  # the mapping, a list or mapping in it, and one more level
 SAFE_SCHEMES = ("http:", "https:", "mailto:", "tel:")
 
 
@@ -94,6 +101,8 @@ def slugify(text: str) -> str:
 
 def parse(source: str, path: str = "<string>") -> Article:
     """Parse one article file's text; raise ArticleError naming the file and line."""
+    if len(source) > ARTICLE_CHARS:
+        raise ArticleError(path, f"the file is {len(source):,} characters long; the limit is {ARTICLE_CHARS:,}", 1)
     if not source.startswith("---"):
         raise ArticleError(path, "missing YAML front matter (the file must start with ---)", 1)
     end = re.search(r"^---\s*$", source[3:], flags=re.MULTILINE)
@@ -102,6 +111,7 @@ def parse(source: str, path: str = "<string>") -> Article:
     raw = source[3 : 3 + end.start()]
     body = source[3 + end.end() :].lstrip("\n")
     try:
+        _check_front_matter(raw, path)
         meta = yaml.load(raw, Loader=SAFE_LOADER) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -168,6 +178,33 @@ def _translations(value: object, locale: str, slug: str, fail) -> tuple[tuple[st
             raise fail("translations", f"translations: {loc!r} needs the slug of another article, not {other!r}")
         out.append((loc, other))
     return tuple(sorted(out))
+
+
+def _check_front_matter(raw: str, path: str) -> None:
+    """Refuse, before anything is built from it, front matter that is too large, too deep, or
+    uses anchors and aliases (the parser's events are read; no alias is ever expanded).
+
+    Lines in the errors are the file's: `raw` starts on the line of the opening `---`.
+    """
+    if len(raw) > FRONT_MATTER_CHARS:
+        raise ArticleError(path, f"front matter is {len(raw):,} characters long; the limit is {FRONT_MATTER_CHARS:,}", 1)
+    depth = values = 0
+    for event in yaml.parse(raw, Loader=SAFE_LOADER):
+        line = event.start_mark.line + 1
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise ArticleError(path, "front matter may not use YAML anchors or aliases (&name, *name)", line)
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > FRONT_MATTER_DEPTH:
+                raise ArticleError(path, f"front matter nests deeper than {FRONT_MATTER_DEPTH} levels", line)
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+        elif isinstance(event, yaml.ScalarEvent):
+            values += 1
+            if len(event.value) > VALUE_CHARS:
+                raise ArticleError(path, f"a front matter value is {len(event.value):,} characters long; the limit is {VALUE_CHARS:,}", line)
+            if values > FRONT_MATTER_VALUES:
+                raise ArticleError(path, f"front matter holds more than {FRONT_MATTER_VALUES} values", line)
 
 
 def _strings(value: object, error: ArticleError) -> tuple[str, ...]:
@@ -295,7 +332,7 @@ class LoadResult:
 
 # An unchanged file is not parsed again: bump this whenever parsing or rendering changes, so
 # every file is parsed again once.
-PARSER = "2"  # 2: translations
+PARSER = "3"  # 2: translations; 3: anchors and aliases refused, sizes bounded
 # A file modified this close to the scan that stamped it may have changed again within the file
 # system's time stamp granularity, unseen: its content is checked instead (git's "racy" rule).
 RACY_NS = 2_000_000_000
