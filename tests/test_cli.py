@@ -184,13 +184,18 @@ def test_a_dataset_folder_without_its_files_is_one_line(runner, tmp_path, comman
 
 
 def test_typed_text_cannot_drive_the_terminal(runner, data_dir):
-    from kb.storage.database import Database, record_request
+    import time
+
+    from kb.storage import schema
+    from kb.storage.database import Database
 
     hostile = "vpn \x1b]0;owned\x07\x1b[8m hidden \x9b31m \u202e"
     db = Database(data_dir / "kb.db")
-    for i in range(3):
-        record_request(db, request_id=f"r_{i:016x}", kind="suggest", session=f"s{i}", query=hostile, locale="en",
-                       answered=False, top_confidence=0.1, fallback=False, results=[])
+    with db.write() as conn:  # written raw, as before kb stripped control characters on the way in
+        conn.execute(schema.requests.insert(), [
+            {"id": f"r_{i:016x}", "ts": time.time() - 60, "kind": "suggest", "session": f"s{i}", "query": hostile,
+             "locale": "en", "answered": 0, "top_confidence": 0.1, "fallback": 0, "results": "[]", "source": "api"}
+            for i in range(3)])
     db.close()
     for argv in (["stats", "--data", str(data_dir)], ["stats", "--json", "--data", str(data_dir)]):
         result = runner.invoke(main, argv)

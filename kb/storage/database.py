@@ -30,6 +30,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from kb.errors import KbError
 from kb.storage import migrate, schema
 from kb.storage.engine import database_url, make_engine, sqlite_path
+from kb.storage.text import clean, strip_controls
 
 log = logging.getLogger("kb.storage.database")
 DEFER_SECONDS = 0.2
@@ -300,7 +301,7 @@ def record_request(
         stmt = upsert(db.dialect, schema.requests, ["id"], replace=columns)
         db.cache["record_request"] = stmt
     db.defer(stmt, {
-        "id": request_id, "ts": now(), "kind": kind, "session": session, "query": query, "locale": locale,
+        "id": request_id, "ts": now(), "kind": kind, "session": session, "query": strip_controls(query), "locale": locale,
         "answered": int(answered), "top_confidence": top_confidence, "fallback": int(fallback),
         "results": json.dumps(results, ensure_ascii=False), "source": source,
     })
@@ -308,10 +309,10 @@ def record_request(
 
 def record_event(db: Database, *, session: str, type: str, request_id: str = "", slug: str = "",
                  data: dict | None = None, ts: float | None = None) -> int:
-    """Store one funnel event; its id."""
+    """Store one funnel event (control characters stripped from its strings, kb/storage/text.py); its id."""
     return int(db.insert(schema.events, {
-        "ts": ts or now(), "session": session, "type": type, "request_id": request_id, "slug": slug,
-        "data": json.dumps(data or {}, ensure_ascii=False)}))
+        "ts": ts or now(), "session": session, "type": type, "request_id": strip_controls(request_id),
+        "slug": strip_controls(slug), "data": json.dumps(clean(data or {}), ensure_ascii=False)}))
 
 
 COMMENT_CHARS = 2000  # the longest "Was this helpful?" comment (API, article page, widget)
@@ -323,7 +324,8 @@ def record_feedback(db: Database, *, request_id: str, slug: str, helpful: bool, 
     r = schema.requests
     row = db.one(r.select().with_only_columns(r.c.query, r.c.locale).where(r.c.id == request_id)) if request_id else None
     return int(db.insert(schema.feedback, {
-        "ts": now(), "request_id": request_id, "slug": slug, "helpful": int(helpful), "comment": comment,
+        "ts": now(), "request_id": strip_controls(request_id), "slug": slug, "helpful": int(helpful),
+        "comment": strip_controls(comment),
         "session": session, "source": source, "query": row["query"] if row else "",
         "locale": row["locale"] if row else ""}))
 
