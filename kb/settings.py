@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import ipaddress
 import os
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -45,6 +46,8 @@ class Settings:
     port: int = _setting(8000, "Port `kb serve` listens on.")
     workers: int = _setting(1, "Uvicorn worker processes (each loads the model).")
     base_url: str = _setting("", "Public URL of the help center, used in links in tickets and emails.")
+    allowed_hosts: tuple[str, ...] = _setting((), "Host names requests may address (comma-separated; '*' allows any); any other Host header gets 400. Empty: the host of KB_BASE_URL plus localhost, 127.0.0.1, ::1 and KB_HOST.")
+    trusted_proxies: tuple[str, ...] = _setting((), "Addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For is believed (comma-separated); empty: none, every limit keys on the connecting address.")
     suggest_limit: int = _setting(3, "Default number of suggestions returned (at most 10).")
     max_query_chars: int = _setting(500, "Longer queries are rejected with 400 (not truncated).")
     default_locale: str = _setting("en", "Locale used when a request names none.")
@@ -57,9 +60,9 @@ class Settings:
     implicit_window_hours: int = _setting(24, "Implicit deflection: an opened suggestion with no ticket from that session within this many hours.")
     session_idle_minutes: int = _setting(30, "A help-center session ends after this many idle minutes (Help Scout funnel).")
     index_poll_seconds: float = _setting(2.0, "How often the server checks for a rebuilt index to swap in.")
-    secret_key: str = _setting("", "Key that signs staff session cookies (and salts IP hashes); when empty, one is generated and kept in the database.")
+    secret_key: str = _setting("", "Key that signs staff session cookies and visitors' session tokens (and salts IP hashes); when empty, one is generated and kept in the database.")
     admin_session_hours: int = _setting(8, "Staff login sessions expire after this many hours.")
-    secure_cookies: bool = _setting(False, "Mark cookies Secure (set true behind TLS).")
+    secure_cookies: bool = _setting(False, "Mark cookies Secure and name them with the __Host- prefix (set true behind TLS).")
     gap_similarity: float = _setting(0.4, "Gap board: misses join a topic when their average cosine similarity is at least this.")
     gap_min_misses: int = _setting(3, "Gap board: a topic needs at least this many misses to be a gap.")
     gap_window_days: int = _setting(90, "Gap board: misses from the last this many days are clustered.")
@@ -120,6 +123,11 @@ class Settings:
             problems.append(f"gap_min_misses must be at least 2, not {self.gap_min_misses}")
         if not 0.0 < self.gap_similarity < 1.0:
             problems.append(f"gap_similarity must be between 0 and 1, not {self.gap_similarity}")
+        for entry in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                problems.append(f"trusted_proxies: {entry!r} is not an IP address or network (like 10.0.0.0/8)")
         if problems:
             raise SettingsError("invalid setting: " + "; ".join(problems))
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from postgres import PostgresServer, PostgresUnavailable
-from servers import start_server, stop_server
+from servers import TEST_HOST, start_server, stop_server
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTICLES = ROOT / "articles"
@@ -50,7 +50,7 @@ def settings(data_dir):
 
     # no background gap refresh racing the test (tests/test_background.py covers it)
     return Settings.load(environ={}, articles=ARTICLES, data=data_dir, cors_origins=("http://allowed.example",),
-                         gap_refresh_minutes=0)
+                         gap_refresh_minutes=0, allowed_hosts=(TEST_HOST,))
 
 
 @pytest.fixture

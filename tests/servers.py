@@ -10,6 +10,9 @@ from kb.measure.bench import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTICLES = ROOT / "articles"
+# Litestar's TestClient sends "Host: testserver.local": tests that build an app allow it in their
+# settings (KB_ALLOWED_HOSTS); the default allow-list stays the base URL and this machine's names.
+TEST_HOST = "testserver.local"
 
 
 def start_server(data: Path, env_extra: dict[str, str] | None = None, port: int | None = None, timeout: float = 600,

@@ -19,8 +19,17 @@ def rows(settings, sql, params=()):
     return committed(settings.db_path, sql, params)
 
 
+def new_session(client) -> tuple[str, str]:
+    """(token, the session id it names) from POST /api/v1/session."""
+    r = client.post("/api/v1/session", json={})
+    assert r.status_code == 200 and r.json()["new"] is True
+    token = r.json()["session"]
+    return token, token.rpartition(".")[0]
+
+
 def test_suggest_answers_with_passage_and_confidence(client, settings):
-    r = client.get("/api/v1/suggest", params={"q": "outlook keeps asking for my password", "session": "s1"})
+    token, sid = new_session(client)
+    r = client.get("/api/v1/suggest", params={"q": "outlook keeps asking for my password", "session": token})
     assert r.status_code == 200
     body = r.json()
     assert body["answered"] is True
@@ -35,7 +44,7 @@ def test_suggest_answers_with_passage_and_confidence(client, settings):
     assert {text[s:e].lower() for s, e in spans} & {"outlook", "password"}
     assert r.headers["cache-control"] == "no-store"
     recorded = rows(settings, "SELECT * FROM requests WHERE id = ?", (body["request_id"],))
-    assert recorded and recorded[0]["session"] == "s1" and recorded[0]["answered"] == 1
+    assert recorded and recorded[0]["session"] == sid and recorded[0]["answered"] == 1
     assert json.loads(recorded[0]["results"])[0]["slug"] == "outlook-password-prompts"
 
 
@@ -101,13 +110,14 @@ def test_article_path_traversal_is_404(client):
 
 
 def test_feedback_recorded_with_request_text(client, settings):
-    rid = client.get("/api/v1/suggest", params={"q": "printer queue stuck", "session": "s2"}).json()["request_id"]
+    token, sid = new_session(client)
+    rid = client.get("/api/v1/suggest", params={"q": "printer queue stuck", "session": token}).json()["request_id"]
     r = client.post("/api/v1/feedback", json={"request_id": rid, "slug": "print-queue-stuck", "helpful": False,
-                                              "comment": "did not help", "session": "s2"})
+                                              "comment": "did not help", "session": token})
     assert r.status_code == 201
     row = rows(settings, "SELECT * FROM feedback WHERE id = ?", (r.json()["id"],))[0]
     assert row["helpful"] == 0 and row["query"] == "printer queue stuck" and row["comment"] == "did not help"
-    assert rows(settings, "SELECT count(*) AS n FROM events WHERE type='feedback' AND session='s2'")[0]["n"] == 1
+    assert rows(settings, "SELECT count(*) AS n FROM events WHERE type='feedback' AND session=?", (sid,))[0]["n"] == 1
 
 
 @pytest.mark.parametrize(
@@ -131,10 +141,11 @@ def test_validation_errors_name_the_field(client):
 
 
 def test_events_recorded_and_validated(client, settings):
-    ok = client.post("/api/v1/events", json={"session": "w1", "type": "suggestion_opened",
+    token, sid = new_session(client)
+    ok = client.post("/api/v1/events", json={"session": token, "type": "suggestion_opened",
                                              "data": {"request_id": "r_1", "slug": "vpn-connect"}})
     assert ok.status_code == 202
-    row = rows(settings, "SELECT * FROM events WHERE session='w1'")[0]
+    row = rows(settings, "SELECT * FROM events WHERE session=?", (sid,))[0]
     assert row["type"] == "suggestion_opened" and row["slug"] == "vpn-connect"
     assert client.post("/api/v1/events", json={"session": "w1", "type": "hack"}).status_code == 422
     assert client.post("/api/v1/events", json={"type": "session_start"}).status_code == 422

@@ -15,6 +15,7 @@ from kb.errors import RateLimitedError, ValidationError
 from kb.settings import Settings
 from kb.storage.limits import RateLimiter
 from kb.storage.schema import rate_limits
+from servers import TEST_HOST
 
 ARTICLES = Path(__file__).resolve().parents[1] / "articles"
 
@@ -35,7 +36,8 @@ def app_client(tmp_path_factory, indexed_dir, embedder):
 
     data = tmp_path_factory.mktemp("auth") / "data"
     shutil.copytree(indexed_dir, data, symlinks=True)
-    settings = Settings.load(environ={}, articles=ARTICLES, data=data, gap_refresh_minutes=0)
+    settings = Settings.load(environ={}, articles=ARTICLES, data=data, gap_refresh_minutes=0,
+                             allowed_hosts=(TEST_HOST,))
     services = build_services(settings, embedder=embedder)
     auth.add_user(services["db"], "writer@example.com", "writer", PASSWORD)
     auth.add_user(services["db"], "owner@example.com", "owner", PASSWORD)

@@ -21,7 +21,7 @@ from kb.settings import Settings
 from kb.storage.database import Database, record_event, record_request
 from kb.storage.schema import outbox, tickets
 from kb.tickets.intake import create_ticket, get_ticket
-from servers import committed, free_port
+from servers import TEST_HOST, committed, free_port
 
 SECRET = "s3cret-for-tests"
 FORM = {"name": "Ann Lee", "email": "ann@example.com", "subject": "VPN drops", "body": "It drops every hour."}
@@ -354,12 +354,13 @@ def test_the_app_delivers_in_the_background(tmp_path, data_dir, embedder, receiv
 
     from kb.web.app import build_services, create_app
 
-    settings = make_settings(data_dir, webhook_url=receiver.url, articles=tmp_path / "none")
+    settings = make_settings(data_dir, webhook_url=receiver.url, articles=tmp_path / "none", allowed_hosts=(TEST_HOST,))
     services = build_services(settings, embedder=embedder)
     try:
         with TestClient(create_app(settings, services=services)) as client:
-            client.get("/api/v1/suggest", params={"q": "vpn keeps disconnecting", "session": "bg"})
-            r = client.post("/api/v1/tickets", json={**FORM, "session": "bg"})
+            token = client.post("/api/v1/session", json={}).json()["session"]
+            client.get("/api/v1/suggest", params={"q": "vpn keeps disconnecting", "session": token})
+            r = client.post("/api/v1/tickets", json={**FORM, "session": token})
             assert r.status_code == 201 and r.json()["status"] == "pending"
             deadline = time.monotonic() + 10
             while not receiver.tickets and time.monotonic() < deadline:

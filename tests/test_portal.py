@@ -66,7 +66,8 @@ def db(client):
 
 
 def session_cookie(client) -> str:
-    return client.cookies.get("kb_session")
+    """The session id the portal's signed kb_session cookie names (`<id>.<signature>`)."""
+    return client.cookies.get("kb_session").rpartition(".")[0]
 
 
 # -- home, categories, locales -------------------------------------------------------------

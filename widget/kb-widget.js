@@ -93,13 +93,6 @@
     return el;
   }
 
-  function uuid() {
-    const c = W.crypto;
-    // randomUUID exists in secure contexts only; plain-http intranet pages fall through.
-    return c.randomUUID ? c.randomUUID() : '10000000-1000-4000-8000-100000000000'
-      .replace(/[018]/g, d => (d ^ c.getRandomValues(new Uint8Array(1))[0] & 15 >> d / 4).toString(16));
-  }
-
   // Highlights are [start, end) offsets in code points (Python string indices), not UTF-16 units.
   function highlight(el, passage) {
     const p = passage || {}, cps = Array.from(txt(p.text)), cut = (a, b) => cps.slice(a, b).join('');
@@ -366,9 +359,9 @@
       this._track('request_settled', {text});
       if (!this.$('tf').hidden) this._prefill();
       const ac = this._ac = new AbortController();
-      fetch(this.apiOrigin + '/api/v1/suggest?' + new URLSearchParams({
-        q: text, limit: this.limit, locale: this._lang(), session: this._sid()
-      }), {signal: ac.signal})
+      this._sid().then(session => fetch(this.apiOrigin + '/api/v1/suggest?' + new URLSearchParams({
+        q: text, limit: this.limit, locale: this._lang(), session
+      }), {signal: ac.signal}))
         .then(r => { if (!r.ok) throw {status: r.status, message: 'suggest ' + r.status}; return r.json(); })
         .then(d => this._ac === ac && this._try(() => this._show(d)), e => {
           if (this._ac !== ac) return; // aborted or superseded
@@ -449,7 +442,7 @@
       if (!o) return;
       const d = {request_id: o.rid, slug: o.s.slug, helpful};
       // The server records the `feedback` funnel event itself when it stores the answer.
-      this._post('/api/v1/feedback', Object.assign({session: this._sid()}, d), true).catch(noop);
+      this._sid().then(session => this._post('/api/v1/feedback', Object.assign({session}, d), true)).catch(noop);
       this._emit('kb-feedback', d);
       this.$('fb').hidden = true;
       this._contact();
@@ -505,12 +498,12 @@
       f.querySelectorAll('.e').forEach(x => { x.textContent = ''; });
       f.querySelectorAll('[aria-invalid]').forEach(x => x.removeAttribute('aria-invalid'));
       const body = {name: v('name'), email: v('email'), subject: v('subject'), body: v('body'),
-        locale: this._lang(), session: this._sid(), website: this.$('f-website').value};
+        locale: this._lang(), website: this.$('f-website').value};
       if (cat && cat.value) body.category = cat.value;
       if (this._rid) body.request_id = this._rid;
       const idle = busy => { this._busy = btn.disabled = busy; btn.textContent = this._T()[busy ? 'sending' : 'send']; };
       idle(true);
-      this._post('/api/v1/tickets', body).then(
+      this._sid().then(session => this._post('/api/v1/tickets', Object.assign(body, {session}))).then(
         r => r.json().catch(() => ({})).then(j => { idle(false); this._try(() => this._reply(r.status, j), 'ticket'); }),
         err => { idle(false); this._fail(err, 'ticket'); });
     }
@@ -558,16 +551,27 @@
 
     // Funnel events are fire-and-forget; keepalive outlives page navigation.
     _track(type, data) {
-      this._post('/api/v1/events', {session: this._sid(), type, data}, true).catch(noop);
+      this._sid().then(session => this._post('/api/v1/events', {session, type, data}, true)).catch(noop);
     }
 
+    // The session is a token the server signs (POST /api/v1/session), so no one can name another
+    // visitor's session. Fetched at the first interaction and kept in sessionStorage; once per page
+    // the server confirms it, or hands back a new one when it no longer accepts it. Requests wait
+    // for it; if the server cannot be reached they go without one, and the next asks again.
     _sid() {
       if (SID) return SID;
-      try { SID = sessionStorage.getItem(KEY) || ''; } catch (e) { /* storage blocked: memory only */ }
-      if (SID) return SID;
-      SID = uuid();
-      try { sessionStorage.setItem(KEY, SID); } catch (e) { /* memory only */ }
-      this._track('session_start', {});
+      let kept = '';
+      try { kept = sessionStorage.getItem(KEY) || ''; } catch (e) { /* storage blocked: memory only */ }
+      SID = this._post('/api/v1/session', {session: kept})
+        .then(r => r.ok ? r.json() : Promise.reject(r))
+        .then(d => {
+          const token = txt(d && d.session);
+          try { sessionStorage.setItem(KEY, token); } catch (e) { /* memory only */ }
+          // Sent before the requests waiting for the token: the funnel starts with it.
+          if (d && d.new) this._post('/api/v1/events', {session: token, type: 'session_start', data: {}}, true).catch(noop);
+          return token;
+        })
+        .catch(() => { SID = null; return ''; });
       return SID;
     }
   }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import date, timedelta
 
 import pygal
 from pygal.style import Style
@@ -30,17 +31,38 @@ def _strip(svg: bytes) -> bytes:
     return SCRIPT.sub(b"", svg)
 
 
+# A chart draws at most about this many points: a 10-year range drawn per day was 3.3 MB of SVG.
+DAYS_DRAWN = 92
+WEEKS_DRAWN = 105
+
+
+def per_period(daily: list[dict]) -> tuple[str, list[dict]]:
+    """The daily rows summed per day, week (from Monday) or month, whichever keeps the chart small."""
+    if len(daily) <= DAYS_DRAWN:
+        return "day", daily
+    unit = "week" if len(daily) <= WEEKS_DRAWN * 7 else "month"
+    buckets: dict[str, dict] = {}
+    for row in daily:
+        day = date.fromisoformat(row["day"])
+        key = (day - timedelta(days=day.weekday())).isoformat() if unit == "week" else day.isoformat()[:7]
+        bucket = buckets.setdefault(key, {"day": key, "requests": 0, "deflections": 0, "tickets": 0})
+        for name in ("requests", "deflections", "tickets"):
+            bucket[name] += row[name]
+    return unit, list(buckets.values())
+
+
 def daily(stats: Stats) -> bytes:
-    """Requests, deflections and tickets per day, as a line chart."""
-    days = [d["day"] for d in stats.daily]
+    """Requests, deflections and tickets per day (per week or month over long ranges), as a line chart."""
+    unit, rows = per_period(stats.daily)
+    days = [d["day"] for d in rows]
     chart = pygal.Line(_config(
-        title="Per day: requests, deflections, tickets", x_label_rotation=30, show_minor_x_labels=False,
+        title=f"Per {unit}: requests, deflections, tickets", x_label_rotation=30, show_minor_x_labels=False,
         x_labels_major_every=max(1, len(days) // 8), truncate_label=-1, dots_size=2, height=320, width=900,
         legend_at_bottom=True, show_y_guides=True,
     ))
     chart.x_labels = days
     for key, name in (("requests", "Requests"), ("deflections", "Deflections"), ("tickets", "Tickets")):
-        chart.add(name, [d[key] for d in stats.daily])
+        chart.add(name, [d[key] for d in rows])
     return _strip(chart.render())
 
 

@@ -145,7 +145,12 @@ def _newest_first_then_in_order(query: Select, limit: int) -> Select:
 
 
 def transcript(db: Database, session: str, request_id: str = "", since: float = 0.0) -> dict[str, list]:
-    """What the user typed in the session and which suggestions were shown, opened and rejected."""
+    """What the user typed in the session and which suggestions were shown, opened and rejected.
+
+    Only the session's own requests: `request_id` is added (when older than `since` or past the
+    newest TRANSCRIPT_LIMIT) only if it belongs to the same session. Without a session, nothing:
+    a request id alone (they appear in /go?r= links) never attaches someone else's text.
+    """
     r, e = schema.requests, schema.events
     columns = (r.c.id, r.c.ts, r.c.kind, r.c.query, r.c.locale, r.c.answered, r.c.top_confidence, r.c.fallback,
                r.c.results)
@@ -160,8 +165,8 @@ def transcript(db: Database, session: str, request_id: str = "", since: float = 
             .where(e.c.session == session, e.c.ts >= since, e.c.type.in_(TRANSCRIPT_EVENTS)), TRANSCRIPT_LIMIT))
         events = [{"ts": row["ts"], "type": row["type"], "request_id": row["request_id"] or "",
                    "slug": row["slug"] or "", "data": _loads(row["data"], {})} for row in rows]
-    if request_id and not any(item["id"] == request_id for item in requests):
-        row = db.one(select(*columns).where(r.c.id == request_id))
+    if session and request_id and not any(item["id"] == request_id for item in requests):
+        row = db.one(select(*columns).where(r.c.id == request_id, r.c.session == session))
         if row is not None:
             requests.append(_request(row))
     return {"requests": requests, "events": events}
@@ -200,6 +205,8 @@ def create_ticket(db: Database, settings: Settings, data: dict[str, Any], ip: st
                 "transcript": {"requests": [], "events": []}, "transcript_requests": 0, **fields}
     since = now - settings.implicit_window_hours * 3600
     transcript_of = transcript(db, fields["session"], fields["request_id"], since)
+    if not any(r["id"] == fields["request_id"] for r in transcript_of["requests"]):
+        fields["request_id"] = ""  # not this session's request: the ticket does not point at it
     record: dict[str, Any] = {"id": new_ticket_id(), "ts": now, **fields,
               "transcript": transcript_of,
               "idempotency_key": str(uuid.uuid4()), "ip_hash": ip_hash(db, settings, ip)}

@@ -24,11 +24,12 @@ from kb.clock import iso
 from kb.errors import AuthError, InvalidQueryError, NotFoundError, ValidationError
 from kb.insight import board, charts, gaps, stats
 from kb.insight.board import ReplayRequiredError
+from kb.settings import Settings
 from kb.staff import auth
 from kb.staff.auth import COOKIE, LOGIN_COOKIE, Staff
 from kb.urls import Urls, local_path
 from kb.web.api import PROBLEMS
-from kb.web.client import client_ip
+from kb.web.client import client_ip, cookie_name
 
 log = logging.getLogger("kb.admin")
 FORMULA = ("=", "+", "-", "@", "\t", "\r")
@@ -43,7 +44,7 @@ SVG_HEADERS = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe
 
 
 def _staff(request: Request, state: State) -> Staff | None:
-    return auth.load_session(state["db"], state["settings"], request.cookies.get(COOKIE))
+    return auth.load_session(state["db"], state["settings"], _cookie(request, COOKIE))
 
 
 def any_staff(request: Request, state: State) -> Staff:
@@ -67,6 +68,10 @@ async def posted(request: Request, staff: StaffDep) -> dict[str, str]:
 def to_login(request: Request, exc: AuthError) -> Response:
     """Anonymous visitors of a page go to the login form, then back."""
     return Redirect(_urls(request).login(_safe_next(request.url.path)), status_code=303)
+
+
+def _cookie(request: Request, name: str) -> str | None:
+    return request.cookies.get(cookie_name(request.app.state["settings"], name))
 
 
 def _urls(request: Request) -> Urls:
@@ -97,8 +102,10 @@ def login_form(request: Request, state: State, next: FromQuery[str] = "/admin") 
 
 
 def _login_page(state: State, token: str, next: str, error: str, status: int, nonce: str) -> Template:
-    cookies = [Cookie(key=LOGIN_COOKIE, value=nonce, path="/admin", httponly=True, samesite="strict",
-                      secure=state["settings"].secure_cookies, max_age=3600)]
+    settings = state["settings"]
+    # path=/ (not /admin): the __Host- prefix that secure cookies carry requires it
+    cookies = [Cookie(key=cookie_name(settings, LOGIN_COOKIE), value=nonce, path="/", httponly=True,
+                      samesite="strict", secure=settings.secure_cookies, max_age=3600)]
     return Template(template_name="admin/login.html", status_code=status, cookies=cookies, headers=NO_STORE,
                     context={"csrf": token, "next": next, "error": error, "locale": "en"})
 
@@ -107,31 +114,34 @@ def _login_page(state: State, token: str, next: str, error: str, status: int, no
 async def login(request: Request, state: State) -> Template | Redirect:
     """Check the credentials; on success issue a brand-new session (no fixation)."""
     form = {k: str(v) for k, v in (await request.form()).items()}
-    settings, nonce = state["settings"], request.cookies.get(LOGIN_COOKIE)
+    settings, nonce = state["settings"], _cookie(request, LOGIN_COOKIE)
     auth.check_csrf(await to_thread.run_sync(auth.login_token, state["db"], settings, nonce), form.get("csrf_token"))
     try:
         user_id = await to_thread.run_sync(auth.authenticate, state["db"], settings, state["limiter"],
                                            form.get("email", ""), form.get("password", ""), client_ip(request))
     except auth.LoginError as exc:
         return _login_page(state, form["csrf_token"], _safe_next(form.get("next")), exc.message, 401, nonce or "")
-    value = await to_thread.run_sync(auth.start_session, state["db"], settings, user_id, request.cookies.get(COOKIE))
-    response = Redirect(_safe_next(form.get("next")), status_code=303, cookies=[_session_cookie(settings, value)])
-    response.delete_cookie(LOGIN_COOKIE, path="/admin")
-    return response
+    value = await to_thread.run_sync(auth.start_session, state["db"], settings, user_id, _cookie(request, COOKIE))
+    return Redirect(_safe_next(form.get("next")), status_code=303,
+                    cookies=[_session_cookie(settings, value), _expired(settings, LOGIN_COOKIE)])
 
 
-def _session_cookie(settings, value: str) -> Cookie:
-    return Cookie(key=COOKIE, value=value, path="/", httponly=True, samesite="lax",
+def _expired(settings: Settings, name: str) -> Cookie:
+    """Deletes a cookie; with the same Secure flag and path, or a browser keeps a __Host- cookie."""
+    return Cookie(key=cookie_name(settings, name), value="", path="/", max_age=0, expires=0, httponly=True,
+                  secure=settings.secure_cookies, samesite="lax")
+
+
+def _session_cookie(settings: Settings, value: str) -> Cookie:
+    return Cookie(key=cookie_name(settings, COOKIE), value=value, path="/", httponly=True, samesite="lax",
                   secure=settings.secure_cookies, max_age=settings.admin_session_hours * 3600)
 
 
 @post("/logout", sync_to_thread=True, dependencies={"fields": Provide(posted)})
 def logout(request: Request, state: State, staff: StaffDep, fields: Form) -> Redirect:
     """End the session server-side and drop the cookie."""
-    auth.end_session(state["db"], state["settings"], request.cookies.get(COOKIE))
-    response = Redirect(_urls(request).login(), status_code=303)
-    response.delete_cookie(COOKIE, path="/")
-    return response
+    auth.end_session(state["db"], state["settings"], _cookie(request, COOKIE))
+    return Redirect(_urls(request).login(), status_code=303, cookies=[_expired(state["settings"], COOKIE)])
 
 
 @get("/", sync_to_thread=False)
@@ -246,8 +256,9 @@ def dashboard(state: State, owner: StaffDep, since: Query = None, until: Query =
     """Deflection figures with their definitions, charts and tables for a date range."""
     result = _stats(state, since, until)
     period = {"since": result.period.start.isoformat(), "until": result.period.end.isoformat()}
+    unit, periods = charts.per_period(result.daily)  # as daily.svg draws them
     return _page("dashboard", owner, s=result.as_dict(), period=period, tables=list(stats.tables(result)),
-                 labels=stats.LABELS)
+                 labels=stats.LABELS, unit=unit, periods=periods)
 
 
 @get("/dashboard/export/{name:str}", sync_to_thread=True)

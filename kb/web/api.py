@@ -17,7 +17,7 @@ from kb.serving.desk import Desk, Suggestions
 from kb.errors import NotFoundError
 from kb.storage.database import COMMENT_CHARS, record_event, record_feedback
 from kb.urls import Urls
-from kb.web.client import client_ip
+from kb.web.client import client_ip, new_session, session_id
 
 Text = Annotated[str, msgspec.Meta(max_length=4000)]
 Short = Annotated[str, msgspec.Meta(max_length=200)]
@@ -72,11 +72,11 @@ class FeedbackIn(msgspec.Struct, forbid_unknown_fields=False):
     slug: Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=SLUG.pattern)]
     request_id: Short = ""
     comment: Annotated[str, msgspec.Meta(max_length=COMMENT_CHARS)] = ""
-    session: Short = ""
+    session: Short = ""  # a token from POST /api/v1/session; any other value records no session
 
 
 class EventIn(msgspec.Struct, forbid_unknown_fields=False):
-    session: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    session: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]  # as FeedbackIn.session
     type: Literal[EVENT_TYPES]  # type: ignore[valid-type]
     data: dict[str, Any] = {}
 
@@ -106,14 +106,15 @@ def suggest(
                                 min_length=1, pattern=r"\S")],
     limit: Annotated[int | None, Parameter(ge=1, le=10, description="Default: KB_SUGGEST_LIMIT (3)")] = None,
     locale: Annotated[str | None, Parameter(max_length=35)] = None,
-    session: Annotated[str, Parameter(max_length=100)] = "",
+    session: Annotated[str, Parameter(max_length=200, description="A token from POST /api/v1/session;"
+                                                                  " any other value records no session")] = "",
 ) -> Response[SuggestOut]:
     """Suggest up to `limit` passages that answer the request, with a calibrated confidence."""
     settings = state["settings"]
     state["limiter"].hit("suggest:" + client_ip(request), settings.rate_suggest_per_minute, 60)
     desk: Desk = state["desk"]
     answer = desk.suggest(q, limit=limit, locale=locale or request.headers.get("accept-language"),
-                          session=session, kind="suggest", source="api")
+                          session=session_id(state["db"], settings, session), kind="suggest", source="api")
     return Response(to_out(answer), headers={"Cache-Control": "no-store"})
 
 
@@ -182,11 +183,12 @@ def feedback(request: Request, state: State, data: JSONBody[FeedbackIn]) -> Crea
     """Record "Was this helpful?" for a suggestion (request_id) or an article (slug)."""
     state["limiter"].hit("feedback:" + client_ip(request), state["settings"].rate_suggest_per_minute, 60)
     db = state["db"]
+    session = session_id(db, state["settings"], data.session)
     state["desk"].article(data.slug)  # 404 for an unknown article
     row = record_feedback(db, request_id=data.request_id, slug=data.slug, helpful=data.helpful,
-                          comment=data.comment.strip(), session=data.session,
+                          comment=data.comment.strip(), session=session,
                           source="widget" if data.request_id else "article")
-    record_event(db, session=data.session, type="feedback", request_id=data.request_id, slug=data.slug,
+    record_event(db, session=session, type="feedback", request_id=data.request_id, slug=data.slug,
                  data={"helpful": data.helpful})
     return Created(id=row)
 
@@ -201,10 +203,32 @@ def events(request: Request, state: State, data: JSONBody[EventIn]) -> Created:
         from kb.errors import ValidationError
 
         raise ValidationError([{"key": "data", "message": "event data is too large (8000 bytes at most)"}])
-    row = record_event(state["db"], session=data.session, type=data.type,
+    row = record_event(state["db"], session=session_id(state["db"], state["settings"], data.session), type=data.type,
                        request_id=str(payload.get("request_id", ""))[:100], slug=str(payload.get("slug", ""))[:200],
                        data=payload)
     return Created(id=row, status="accepted")
+
+
+class SessionIn(msgspec.Struct, forbid_unknown_fields=False):
+    session: Short = ""
+
+
+class SessionOut(msgspec.Struct):
+    session: str
+    new: bool
+
+
+@post("/session", responses=PROBLEMS, sync_to_thread=True, status_code=200)
+def issue_session(state: State, data: JSONBody[SessionIn]) -> Response[SessionOut]:
+    """The visitor's session token: the one sent if this server signed it, else a new one (`new`).
+
+    Send it as `session` to suggest, feedback, events and tickets; a ticket's transcript holds
+    only that session's requests, and only the holder of the token can name the session.
+    """
+    db, settings = state["db"], state["settings"]
+    kept = data.session if session_id(db, settings, data.session) else ""
+    body = SessionOut(kept or new_session(db, settings), new=not kept)
+    return Response(body, headers={"Cache-Control": "no-store"})
 
 
 class Health(msgspec.Struct):
@@ -224,6 +248,7 @@ def healthz(state: State) -> Response[Health]:
     return Response(body, headers={"Cache-Control": "no-store"})
 
 
-ROUTES = [Router(path="/api/v1", route_handlers=[suggest, list_articles, get_article, feedback, events, healthz])]
+ROUTES = [Router(path="/api/v1", route_handlers=[suggest, list_articles, get_article, feedback, events, issue_session,
+                                                        healthz])]
 
 __all__ = ["ROUTES", "asdict"]

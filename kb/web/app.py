@@ -1,4 +1,5 @@
-"""The Litestar application: lifespan (model, index, database loaded once), errors, security."""
+"""The Litestar application: lifespan (model, index, database loaded once) and errors; the guards
+every request passes are in kb/web/edge.py."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import asyncio
 import logging
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
-from typing import AsyncIterator, Callable, cast
+from typing import AsyncIterator, Callable
 
 from anyio import to_thread
 from litestar import Litestar, Request, Response
@@ -16,7 +17,6 @@ from litestar.datastructures import State
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.openapi import OpenAPIConfig
 from litestar.template.config import TemplateConfig
-from litestar.types import ASGIApp, HTTPScope, Receive, Scope, Send
 
 from kb.serving.desk import Desk
 from kb.logs import ProgressLog
@@ -27,20 +27,11 @@ from kb.storage.startup import open_database
 from kb.storage.limits import RateLimiter
 from kb.tickets.intake import FIELD_CHARS
 from kb.web import background, routes
+from kb.web.edge import KbRequest, api_guard, guard, problem
 from kb.web.pages import error_page
 
 log = logging.getLogger("kb")
 HERE = Path(__file__).parent
-
-SECURITY_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "strict-origin-when-cross-origin",
-    "X-Frame-Options": "SAMEORIGIN",
-    "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "object-src 'none'; base-uri 'none'; frame-ancestors 'self'; form-action 'self'"
-    ),
-}
 
 
 def build_services(settings: Settings, embedder=None) -> State:
@@ -102,13 +93,6 @@ def _is_api(request: Request) -> bool:
     return request.url.path.startswith("/api/")
 
 
-def problem(status: int, title: str, detail: str, extra: object = None, headers=None) -> Response:
-    body = {"status_code": status, "title": title, "detail": detail}
-    if extra:
-        body["extra"] = extra
-    return Response(body, status_code=status, media_type="application/json", headers=headers)  # the schema documents errors as JSON
-
-
 def handle_error(request: Request, exc: Exception) -> Response:
     """One hook renders every error: problem JSON for the API, an HTML page for the portal."""
     headers = {}
@@ -130,72 +114,17 @@ def handle_error(request: Request, exc: Exception) -> Response:
             extra = [{"key": e.get("key", ""), "message": e.get("message", "")} for e in extra if isinstance(e, dict)]
         headers.update(getattr(exc, "headers", None) or {})
     else:
-        log.exception("unhandled error on %s", request.url.path)
+        log.exception("unhandled error on %r", request.url.path)  # repr: a path never forges log lines
         status, detail = 500, "Something went wrong on our side."
     title = _TITLES.get(status, "Error")
     if _is_api(request) or "text/html" not in request.headers.get("accept", "text/html"):
         return problem(status, title, detail, extra, headers)
-    # A 404 for an unknown path never reaches the middleware stack: add the headers here too.
-    return error_page(request, status, title, detail, {**SECURITY_HEADERS, **headers})
+    return error_page(request, status, title, detail, headers)
 
 
 _TITLES = {400: "Bad request", 401: "Login required", 403: "Forbidden", 404: "Not found",
            405: "Method not allowed", 413: "Request too large", 415: "Unsupported media type",
            422: "Invalid input", 429: "Too many requests", 500: "Server error", 503: "Unavailable"}
-
-
-def security_headers(app: ASGIApp) -> ASGIApp:
-    """Add the security headers to every HTML page, and nosniff to everything."""
-
-    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await app(scope, receive, send)
-            return
-
-        async def send_wrapper(message):
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                names = {k.lower() for k, _ in headers}
-                ctype = next((v for k, v in headers if k.lower() == b"content-type"), b"")
-                for name, value in SECURITY_HEADERS.items():
-                    key = name.lower().encode()
-                    if key in names:
-                        continue
-                    if name == "X-Content-Type-Options" or ctype.startswith(b"text/html"):
-                        headers.append((key, value.encode()))
-                message["headers"] = headers
-            await send(message)
-
-        await app(scope, receive, send_wrapper)
-
-    return middleware
-
-
-def api_guard(allowed: tuple[str, ...]) -> Callable[[ASGIApp], ASGIApp]:
-    """Refuse cross-origin API calls from origins outside the allow-list (403), and API bodies
-    that are not JSON (415)."""
-
-    def factory(app: ASGIApp) -> ASGIApp:
-        async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] == "http" and scope["path"].startswith("/api/"):
-                headers = dict(scope.get("headers", []))
-                origin = headers.get(b"origin", b"").decode()
-                host = headers.get(b"host", b"").decode()
-                same = origin.split("://", 1)[-1] == host
-                if origin and not same and "*" not in allowed and origin not in allowed:
-                    response = problem(403, "Forbidden", f"Origin {origin} is not allowed to use this API.")
-                    await response.to_asgi_response(None, None)(scope, receive, send)  # type: ignore[arg-type]
-                    return
-                ctype = headers.get(b"content-type", b"").decode().split(";")[0].strip().lower()
-                if cast("HTTPScope", scope)["method"] in ("POST", "PUT", "PATCH") and ctype != "application/json":
-                    response = problem(415, "Unsupported media type", "Send the body as application/json.")
-                    await response.to_asgi_response(None, None)(scope, receive, send)  # type: ignore[arg-type]
-                    return
-            await app(scope, receive, send)
-
-        return middleware
-
-    return factory
 
 
 def _template_globals(engine: JinjaTemplateEngine, settings: Settings) -> None:
@@ -220,12 +149,13 @@ def create_app(
         max_age=3600,
     ) if settings.cors_origins else None
     handlers = list(routes.handlers())
-    return Litestar(
+    app = Litestar(
         route_handlers=handlers,
         lifespan=[_lifespan(settings, services, background_work)],
         exception_handlers={Exception: handle_error},
         cors_config=cors,
-        middleware=[security_headers, api_guard(settings.cors_origins)],
+        middleware=[api_guard(settings.cors_origins)],
+        request_class=KbRequest,
         template_config=TemplateConfig(directory=HERE / "templates", engine=JinjaTemplateEngine,
                                        engine_callback=lambda engine: _template_globals(engine, settings)),
         openapi_config=OpenAPIConfig(title="kb help center API", version="1.0.0", path="/schema"),
@@ -234,6 +164,9 @@ def create_app(
         logging_config=None,  # kb.logs configures logging once for the whole process
         debug=False,
     )
+    # Outside routing, CORS and the error handler: unknown paths and preflights are guarded too.
+    app.asgi_handler = guard(settings)(app.asgi_handler)
+    return app
 
 
 __all__ = ["create_app", "build_services", "handle_error", "problem", "NotFoundException"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import secrets
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -21,11 +20,10 @@ from kb.storage.database import COMMENT_CHARS, record_event, record_feedback
 from kb.tickets.intake import create_ticket
 from kb.urls import Urls
 from kb.web import i18n
-from kb.web.client import client_ip
+from kb.web.client import client_ip, cookie_name, new_session, session_id
 
 STATIC = Path(__file__).parent / "static"
 SESSION_COOKIE, LOCALE_COOKIE = "kb_session", "kb_locale"
-SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 ANCHOR = re.compile(r"^[\w-]{1,200}$")
 REQUEST_ID = re.compile(r"^r_[0-9a-f]{8,32}$")
 TICKET_ID = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
@@ -54,13 +52,15 @@ class ContactForm(msgspec.Struct, forbid_unknown_fields=False):
 
 
 def session_of(request: Request) -> str:
-    """The visitor's portal session id: from the kb_session cookie, or a new one for this response."""
+    """The visitor's portal session id: from the kb_session cookie if this server signed it (the
+    same tokens as POST /api/v1/session), or a new one whose cookie goes with this response."""
     sid = request.state.get("kb_session")
     if sid is None:
-        sid = request.cookies.get(SESSION_COOKIE, "")
-        if not SESSION_ID.match(sid):
-            sid = "s_" + secrets.token_urlsafe(18)
-            request.state["kb_session_new"] = True
+        db, settings = request.app.state["db"], request.app.state["settings"]
+        sid = session_id(db, settings, request.cookies.get(cookie_name(settings, SESSION_COOKIE)))
+        if not sid:
+            token = request.state["kb_session_new"] = new_session(db, settings)
+            sid = session_id(db, settings, token)
         request.state["kb_session"] = sid
     return sid
 
@@ -68,7 +68,8 @@ def session_of(request: Request) -> str:
 def locale_of(request: Request) -> str:
     """?locale= first, then the locale cookie, then Accept-Language; the default otherwise."""
     desk: Desk | None = request.app.state.get("desk")
-    sources = (request.query_params.get("locale"), request.cookies.get(LOCALE_COOKIE),
+    cookie = cookie_name(request.app.state["settings"], LOCALE_COOKIE)
+    sources = (request.query_params.get("locale"), request.cookies.get(cookie),
                request.headers.get("accept-language"))
     wanted = ",".join(s[:100] for s in sources if s)
     return desk.pick_locale(wanted) if desk else request.app.state["settings"].default_locale
@@ -84,13 +85,16 @@ def urls_of(request: Request) -> Urls:
 
 
 def _cookies(request: Request, locale: str) -> list[Cookie]:
-    secure = request.app.state["settings"].secure_cookies
+    """The session cookie when it is new, the locale cookie when ?locale= changed it (path=/, no
+    Domain: with secure cookies on they carry the __Host- prefix)."""
+    settings = request.app.state["settings"]
+    secure, locale_cookie = settings.secure_cookies, cookie_name(settings, LOCALE_COOKIE)
     out = []
     if request.state.get("kb_session_new"):
-        out.append(Cookie(key=SESSION_COOKIE, value=session_of(request), httponly=True, samesite="lax",
-                          secure=secure, max_age=180 * 86400, path="/"))
-    if request.query_params.get("locale") and request.cookies.get(LOCALE_COOKIE) != locale:
-        out.append(Cookie(key=LOCALE_COOKIE, value=locale, httponly=True, samesite="lax", secure=secure,
+        out.append(Cookie(key=cookie_name(settings, SESSION_COOKIE), value=request.state["kb_session_new"],
+                          httponly=True, samesite="lax", secure=secure, max_age=180 * 86400, path="/"))
+    if request.query_params.get("locale") and request.cookies.get(locale_cookie) != locale:
+        out.append(Cookie(key=locale_cookie, value=locale, httponly=True, samesite="lax", secure=secure,
                           max_age=365 * 86400, path="/"))
     return out
 

@@ -20,7 +20,8 @@ def run(settings: Settings) -> None:
     _limit_malloc_arenas()
     logs.configure(settings.log_level)
     options: dict[str, Any] = dict(host=settings.host, port=settings.port, log_level=settings.log_level,
-                                   loop="uvloop", http="httptools", access_log=False, timeout_graceful_shutdown=5)
+                                   loop="uvloop", http="httptools", access_log=False, timeout_graceful_shutdown=5,
+                                   **proxy_options(settings))
     if settings.workers > 1:
         # Workers are fresh processes: hand them the resolved settings through KB_* variables.
         for f in dataclasses.fields(settings):
@@ -29,6 +30,17 @@ def run(settings: Settings) -> None:
         uvicorn.run("kb.web.server:app", factory=True, workers=settings.workers, **options)
     else:
         uvicorn.run(create_app(settings), **options)
+
+
+def proxy_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's X-Forwarded-For/-Proto handling, from KB_TRUSTED_PROXIES only.
+
+    uvicorn believes these headers from 127.0.0.1 unless told otherwise (or from whatever its
+    FORWARDED_ALLOW_IPS variable says): with no trusted proxy it must not read them at all, so a
+    local process cannot pick the address every per-IP limit is keyed on.
+    """
+    proxies = list(settings.trusted_proxies)
+    return {"proxy_headers": bool(proxies), "forwarded_allow_ips": proxies}
 
 
 def app() -> Litestar:

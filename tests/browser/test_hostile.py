@@ -184,3 +184,19 @@ def test_csv_export_is_safe_against_formula_injection(hostile: dict[str, Any]) -
                     cells += 1
                     assert not cell[:1] in ("=", "+", "-", "@", "\t", "\r"), f"{path}: {cell[:40]!r}"
     assert len(exports) >= 2 and cells > 0
+
+
+def test_no_link_on_a_hostile_path_leaves_the_site(hostile: dict[str, Any], browser: Any) -> None:
+    """Issue 17: /%5Cevil.invalid rendered language links that Chromium resolved to http://evil.invalid/."""
+    base = hostile["base"]
+    context = browser.new_context()
+    page = context.new_page()
+    leaving: dict[str, list[str]] = {}
+    for path in ("/%5Cevil.invalid", "/%5C%5Cevil.invalid", "/%09/evil.invalid", "/%0a/evil.invalid",
+                 "/%2F%5Cevil.invalid", "/%5C%09evil.invalid", "/search%5C..%5Cevil.invalid?q=vpn",
+                 "/articles/%5Cevil.invalid", "/categories/%5C%5Cevil.invalid"):
+        page.goto(base + path)
+        hrefs = page.eval_on_selector_all("a[href]", "els => els.map(e => e.href)")
+        leaving[path] = [h for h in hrefs if not h.startswith(base + "/")]
+    context.close()
+    assert {p: h for p, h in leaving.items() if h} == {}

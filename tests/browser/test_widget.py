@@ -64,9 +64,10 @@ def w(page: Any, selector: str) -> Any:
 
 
 def session_id(page: Any) -> str:
-    sid = page.evaluate("sessionStorage.getItem('kb-session')")
-    assert sid and re.fullmatch(r"[0-9a-f-]{36}", sid), sid
-    return sid
+    """The session the widget's stored token names: the server signs `s_<id>` (POST /api/v1/session)."""
+    token = page.evaluate("sessionStorage.getItem('kb-session')")
+    assert token and re.fullmatch(r"s_[A-Za-z0-9_-]{24}\.[A-Za-z0-9_-]{43}", token), token
+    return token.rpartition(".")[0]
 
 
 def kb_events(page: Any, name: str) -> list[dict]:
@@ -424,3 +425,23 @@ def test_locale_from_the_page_and_inline_mode_option(page, demo_server):
     w(page, "#ct").click()
     expect(w(page, "#tf")).to_be_visible()
     expect(w(page, "#f-name")).to_be_focused()
+
+
+def test_a_session_token_the_server_does_not_accept_is_replaced(page, demo_server, db):
+    """The widget's session is a token the server signed; a forged or stale one is swapped for a new one."""
+    forged = "s_" + "A" * 24 + ".not-a-signature-the-server-made"
+    page.add_init_script(f"sessionStorage.getItem('kb-session') || sessionStorage.setItem('kb-session', {json.dumps(forged)})")
+    page.add_init_script(TIMING)
+    page.goto(demo_server.url("/"))
+    w(page, "#lbtn").click()
+    type_request(page, OUTLOOK)
+    sid = session_id(page)
+    assert sid != forged.rpartition(".")[0]
+    events = wait_until(lambda: (lambda f: f if {"session_start", "request_settled"} <= set(f) else None)(funnel(db, sid)),
+                        10, "the renewed session's events")
+    assert events["request_settled"][-1]["data"] == {"text": OUTLOOK}
+    assert db("SELECT count(*) AS n FROM events WHERE session = ?", (forged.rpartition(".")[0],))[0]["n"] == 0
+    page.reload()  # the kept token is confirmed, not replaced, on the next page
+    w(page, "#lbtn").click()
+    type_request(page, "vpn error 809")
+    assert session_id(page) == sid
