@@ -52,9 +52,35 @@ from hypothesis import given, settings as hypothesis_settings, strategies as st 
 from litestar.testing import TestClient  # noqa: E402
 
 from kb.staff import auth  # noqa: E402
-from servers import TEST_HOST  # noqa: E402
+from servers import ROOT, TEST_HOST  # noqa: E402
 
 PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(scope="module")
+def edge(tmp_path_factory, indexed_dir, embedder):
+    """One app for the tests that only send requests (built once: each `client` builds its own)."""
+    import shutil
+
+    from kb.settings import Settings
+    from kb.web.app import build_services, create_app
+
+    data = tmp_path_factory.mktemp("edge") / "data"
+    shutil.copytree(indexed_dir, data, symlinks=True)
+    settings = Settings.load(environ={}, articles=ROOT / "articles", data=data, gap_refresh_minutes=0,
+                             allowed_hosts=(TEST_HOST,), rate_suggest_per_minute=0, rate_tickets_per_hour=0)
+    services = build_services(settings, embedder=embedder)
+    auth.add_user(services["db"], "owner@example.com", "owner", PASSWORD)
+    with TestClient(create_app(settings, services=services, background_work=False)) as client:
+        yield client
+    services["db"].close()
+
+
+@pytest.fixture
+def stateless(edge):
+    """The module's app with no cookies from an earlier test."""
+    edge.cookies.clear()
+    return edge
 
 
 @pytest.fixture
@@ -81,15 +107,15 @@ def app_for(services):
 @pytest.mark.parametrize("method, path", [("POST", "/api/v1/feedback"), ("GET", "/"), ("GET", "/api/v1/healthz"),
                                           ("GET", "/no-such-page"), ("GET", "/admin/login"),
                                           ("OPTIONS", "/api/v1/feedback")])
-def test_a_rebinding_host_gets_400(client, method, path):
+def test_a_rebinding_host_gets_400(stateless, method, path):
     evil = "rebind.evil.example:8000"
     headers = {"host": evil, "origin": f"http://{evil}", "accept": "text/html",
                "access-control-request-method": "POST"}
-    r = client.request(method, path, json={"helpful": True, "slug": "vpn-connect"} if method == "POST" else None,
+    r = stateless.request(method, path, json={"helpful": True, "slug": "vpn-connect"} if method == "POST" else None,
                        headers=headers)
     assert r.status_code == 400, (path, r.status_code)
     assert "host" in r.json()["detail"].lower() and r.headers["x-content-type-options"] == "nosniff"
-    ok = client.post("/api/v1/feedback", json={"helpful": True, "slug": "vpn-connect"})
+    ok = stateless.post("/api/v1/feedback", json={"helpful": True, "slug": "vpn-connect"})
     assert ok.status_code == 201  # the same request with the served host name
 
 
@@ -175,8 +201,8 @@ HOSTILE_PATHS = ["/%5Cevil.invalid", "/%5C%5Cevil.invalid", "/%09/evil.invalid",
 
 
 @pytest.mark.parametrize("path", HOSTILE_PATHS)
-def test_language_links_on_a_hostile_path_stay_on_this_site(client, path):
-    r = client.get(path + "?q=x", headers={"accept": "text/html"})
+def test_language_links_on_a_hostile_path_stay_on_this_site(stateless, path):
+    r = stateless.get(path + "?q=x", headers={"accept": "text/html"})
     assert r.status_code == 404
     hrefs = re.findall(r'href="([^"]*)"', r.text)
     assert "control characters" in r.text or any("locale=ru" in h for h in hrefs)  # the HTML page has them
@@ -197,8 +223,8 @@ def test_any_path_makes_a_same_origin_link(path):
 @pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example", "/\\evil.example", "/%5Cevil.example",
                                     "/\t/evil.example", "/admin/../\\evil.example", "\\\\evil.example",
                                     "/admin\\..\\..\\evil.example"])
-def test_login_redirects_never_leave_the_site(client, services, target):
-    auth.add_user(services["db"], "owner@example.com", "owner", PASSWORD)
+def test_login_redirects_never_leave_the_site(stateless, target):
+    client = stateless
     page = client.get("/admin/login", params={"next": target})
     token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
     r = client.post("/admin/login", data={"email": "owner@example.com", "password": PASSWORD,
@@ -209,15 +235,15 @@ def test_login_redirects_never_leave_the_site(client, services, target):
     assert again.status_code == 303 and as_browser(f"http://{TEST_HOST}/", again.headers["location"]) == TEST_HOST
 
 
-def test_anonymous_staff_redirect_keeps_a_hostile_path_as_a_query_value(client):
-    r = client.get("/admin/charts/%5C%5Cevil.invalid", follow_redirects=False)
+def test_anonymous_staff_redirect_keeps_a_hostile_path_as_a_query_value(stateless):
+    r = stateless.get("/admin/charts/%5C%5Cevil.invalid", follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"].startswith("/admin/login?next=")
     assert as_browser(f"http://{TEST_HOST}/", r.headers["location"]) == TEST_HOST
 
 
-def test_result_click_redirects_only_to_articles(client):
+def test_result_click_redirects_only_to_articles(stateless):
     for slug, anchor in (("vpn-connect", "//evil.example"), ("vpn-connect", "\\evil"), ("//evil.example", "")):
-        r = client.get("/go", params={"slug": slug, "anchor": anchor}, follow_redirects=False)
+        r = stateless.get("/go", params={"slug": slug, "anchor": anchor}, follow_redirects=False)
         if r.status_code == 303:
             assert r.headers["location"].startswith("/articles/vpn-connect")
         else:
@@ -236,31 +262,31 @@ DEEP = "[" * 1000 + "]" * 1000
     ("/api/v1/session", DEEP),
     ("/api/v1/tickets", '{"a": ' * 1000 + "1" + "}" * 1000),
 ])
-def test_deeply_nested_json_is_a_400(client, path, body):
-    r = client.post(path, content=body.encode(), headers={"content-type": "application/json"})
+def test_deeply_nested_json_is_a_400(stateless, path, body):
+    r = stateless.post(path, content=body.encode(), headers={"content-type": "application/json"})
     assert r.status_code == 400, r.text
     assert "deeper than" in r.json()["detail"]
 
 
-def test_json_nesting_is_counted_outside_strings_only(client):
+def test_json_nesting_is_counted_outside_strings_only(stateless):
     from kb.web.edge import MAX_JSON_DEPTH
 
     deep_text = "[" * 5000  # brackets inside a string are text
-    ok = client.post("/api/v1/events", json={"session": "x", "type": "request_settled", "data": {"text": deep_text[:4000]}})
+    ok = stateless.post("/api/v1/events", json={"session": "x", "type": "request_settled", "data": {"text": deep_text[:4000]}})
     assert ok.status_code == 202, ok.text
     nested: object = "x"
     for _ in range(MAX_JSON_DEPTH - 2):  # the body and "data" are two levels
         nested = [nested]
-    assert client.post("/api/v1/events", json={"session": "x", "type": "feedback", "data": {"a": nested}}).status_code == 202
-    assert client.post("/api/v1/events", json={"session": "x", "type": "feedback",
+    assert stateless.post("/api/v1/events", json={"session": "x", "type": "feedback", "data": {"a": nested}}).status_code == 202
+    assert stateless.post("/api/v1/events", json={"session": "x", "type": "feedback",
                                                "data": {"a": [nested]}}).status_code == 400
 
 
 @pytest.mark.parametrize("path", ["/api/v1/tickets", "/api/v1/events", "/api/v1/feedback", "/api/v1/session"])
 @pytest.mark.parametrize("body", [b'{"name": "a\xff\xfeb", "session": "x", "type": "feedback"}', b'\xff{}',
                                   b'{"comment": "\xed\xa0\x80"}'])
-def test_invalid_utf8_in_a_json_body_is_a_400(client, path, body):
-    r = client.post(path, content=body, headers={"content-type": "application/json"})
+def test_invalid_utf8_in_a_json_body_is_a_400(stateless, path, body):
+    r = stateless.post(path, content=body, headers={"content-type": "application/json"})
     assert r.status_code == 400, r.text
     assert "UTF-8" in r.json()["detail"]
 
@@ -268,8 +294,8 @@ def test_invalid_utf8_in_a_json_body_is_a_400(client, path, body):
 @pytest.mark.parametrize("path", ["/static/portal.css%00.js", "/static/%00", "/static/portal.css%0d%0aX-Injected:%201",
                                   "/articles/vpn-connect%00", "/widget/kb-widget.js%00", "/%1b[2J",
                                   "/admin/gaps/1%00", "/api/v1/articles/vpn-connect%0a"])
-def test_control_characters_in_a_path_are_a_404(client, path):
-    r = client.get(path, headers={"accept": "text/html"})
+def test_control_characters_in_a_path_are_a_404(stateless, path):
+    r = stateless.get(path, headers={"accept": "text/html"})
     assert r.status_code == 404 and "control characters" in r.json()["detail"], (path, r.status_code)
 
 
@@ -299,8 +325,8 @@ def test_an_unhandled_error_logs_the_path_escaped(caplog):
                                   "/api/v1/suggest?q=vpn&limit=18446744073709551617",
                                   "/admin/gaps/99999999999999999999999", "/admin/gaps/-9223372036854775809/trend.svg",
                                   "/api/v1/articles/99999999999999999999999"])
-def test_overflowing_integers_are_4xx(client, path):
-    r = client.get(path, follow_redirects=False)
+def test_overflowing_integers_are_4xx(stateless, path):
+    r = stateless.get(path, follow_redirects=False)
     assert r.status_code < 500 and r.status_code != 200, (path, r.status_code)
 
 
@@ -341,9 +367,9 @@ def test_secure_cookies_carry_the_host_prefix(secure):
     assert "secure" in out["__Host-kb_admin"].lower() and "max-age=0" in out["__Host-kb_admin"].lower()
 
 
-def test_plain_http_cookies_keep_their_names(client):
-    assert set(cookies_set(client.get("/?locale=ru"))) == {"kb_session", "kb_locale"}
-    assert set(cookies_set(client.get("/admin/login"))) == {"kb_login"}
+def test_plain_http_cookies_keep_their_names(stateless):
+    assert set(cookies_set(stateless.get("/?locale=ru"))) == {"kb_session", "kb_locale"}
+    assert set(cookies_set(stateless.get("/admin/login"))) == {"kb_login"}
 
 
 @pytest.mark.parametrize("method, path, accept", [
@@ -353,8 +379,8 @@ def test_plain_http_cookies_keep_their_names(client):
     ("GET", "/api/v1/admin/stats", "application/json"), ("GET", "/api/v1/admin/nope", "application/json"),
     ("GET", "/admin/charts/daily.svg", "image/svg+xml"),
 ])
-def test_every_staff_response_is_no_store(client, method, path, accept):
-    r = client.request(method, path, headers={"accept": accept}, follow_redirects=False)
+def test_every_staff_response_is_no_store(stateless, method, path, accept):
+    r = stateless.request(method, path, headers={"accept": accept}, follow_redirects=False)
     assert r.headers.get("cache-control") == "no-store", (path, r.status_code, r.headers.get("cache-control"))
 
 

@@ -187,7 +187,8 @@ def _check_front_matter(raw: str, path: str) -> None:
     Lines in the errors are the file's: `raw` starts on the line of the opening `---`.
     """
     if len(raw) > FRONT_MATTER_CHARS:
-        raise ArticleError(path, f"front matter is {len(raw):,} characters long; the limit is {FRONT_MATTER_CHARS:,}", 1)
+        size = f"{len(raw):,} characters long; the limit is {FRONT_MATTER_CHARS:,}"
+        raise ArticleError(path, f"front matter is {size}", 1)
     depth = values = 0
     for event in yaml.parse(raw, Loader=SAFE_LOADER):
         line = event.start_mark.line + 1
@@ -202,7 +203,8 @@ def _check_front_matter(raw: str, path: str) -> None:
         elif isinstance(event, yaml.ScalarEvent):
             values += 1
             if len(event.value) > VALUE_CHARS:
-                raise ArticleError(path, f"a front matter value is {len(event.value):,} characters long; the limit is {VALUE_CHARS:,}", line)
+                size = f"{len(event.value):,} characters long; the limit is {VALUE_CHARS:,}"
+                raise ArticleError(path, f"a front matter value is {size}", line)
             if values > FRONT_MATTER_VALUES:
                 raise ArticleError(path, f"front matter holds more than {FRONT_MATTER_VALUES} values", line)
 

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from typing import Any, Callable, cast
 
 import numpy as np
@@ -75,8 +74,7 @@ def _bare(host: str) -> str:
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
-def _has_controls(text: str) -> bool:
-    return any(unicodedata.category(c) == "Cc" for c in text)
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc
 
 
 def guard(settings: Settings) -> Callable[[ASGIApp], ASGIApp]:
@@ -93,9 +91,9 @@ def guard(settings: Settings) -> Callable[[ASGIApp], ASGIApp]:
                 detail = "This server does not answer to that host name (see KB_ALLOWED_HOSTS)."
                 await _refuse(scope, receive, send, problem(400, "Bad request", detail))
                 return
-            if _has_controls(scope["path"]):  # "/static/x%00.js" or "%0d%0a" forging log lines
-                # 404: no page has such a path (uvicorn decodes %00 and %0d%0a into the path)
-                await _refuse(scope, receive, send, problem(404, "Not found", "No page has a path holding control characters."))
+            if _CONTROLS.search(scope["path"]):  # "/static/x%00.js" (a 500), "%0d%0a" (a forged log line)
+                detail = "No page has a path holding control characters."  # the server decoded %00 into it
+                await _refuse(scope, receive, send, problem(404, "Not found", detail))
                 return
             await app(scope, receive, _headers(scope["path"], send))
 
@@ -110,7 +108,7 @@ async def _refuse(scope: Scope, receive: Receive, send: Send, response: Response
 
 def _headers(path: str, send: Send) -> Send:
     """`send`, adding nosniff to every response, the page headers to HTML and no-store to staff paths."""
-    staff = path == STAFF_PATHS[0] or path.startswith(tuple(p + "/" for p in STAFF_PATHS))
+    staff = any(path == p or path.startswith(p + "/") for p in STAFF_PATHS)
 
     async def wrapped(message: Message) -> None:
         if message["type"] == "http.response.start":
