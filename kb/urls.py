@@ -111,6 +111,35 @@ class Urls:
     def chart(self, name: str, **query: object) -> str:
         return f"/admin/charts/{quote(name)}" + _query(query)
 
+    def articles_admin(self, **filters: object) -> str:
+        """The article editor's list."""
+        return "/admin/articles" + _query(filters)
+
+    def article_new(self, **query: object) -> str:
+        return "/admin/articles/new" + _query(query)
+
+    def article_edit(self, slug: str, **query: object) -> str:
+        return f"/admin/articles/{quote(slug)}/edit" + _query(query)
+
+    def article_status(self, slug: str) -> str:
+        return f"/admin/articles/{quote(slug)}/status"
+
+    def article_history(self, slug: str) -> str:
+        return f"/admin/articles/{quote(slug)}/history"
+
+    def article_version(self, slug: str, revision: str, action: str = "", **query: object) -> str:
+        return f"/admin/articles/{quote(slug)}/versions/{quote(revision)}" + (f"/{action}" if action else "") + _query(query)
+
+    def article_image(self, name: str) -> str:
+        """An image uploaded into the articles folder, as articles link to it."""
+        return f"/articles/images/{quote(name)}"
+
+    def audit(self, **query: object) -> str:
+        return "/admin/audit" + _query(query)
+
+    def audit_export(self, **query: object) -> str:
+        return "/admin/audit.csv" + _query(query)
+
     # -- API ----------------------------------------------------------------------------
 
     def api(self, path: str, **query: object) -> str:

@@ -107,9 +107,9 @@ def test_db_upgrade_and_status(tmp_path):
     runner = CliRunner()
     data = legacy_data_dir(tmp_path)
     before = runner.invoke(main, ["db", "status", "--data", str(data)])
-    assert before.exit_code == 0 and "revision: (none)" in before.output and "pending:  0001, 0002" in before.output
+    assert before.exit_code == 0 and "revision: (none)" in before.output and "pending:  0001, 0002, 0003" in before.output
     upgraded = runner.invoke(main, ["db", "upgrade", "--data", str(data)])
-    assert upgraded.exit_code == 0 and "at revision 0002" in upgraded.output
+    assert upgraded.exit_code == 0 and "at revision 0003" in upgraded.output
     after = runner.invoke(main, ["db", "status", "--data", str(data)])
     assert "engine:   sqlite" in after.output and "pending:  none" in after.output
 

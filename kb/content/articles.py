@@ -22,12 +22,13 @@ SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 LOCALE = re.compile(r"^[a-z]{2}(?:-[A-Za-z]{2})?$")
-STATUSES = ("published", "draft")
+STATUSES = ("published", "draft", "archived")  # drafts and archived articles are never served
 # Front matter is a handful of short fields. These bounds make a hostile file (a YAML alias bomb
 # expands 296 bytes into gigabytes) one more broken file, reported with its line, like any other.
 ARTICLE_CHARS = 1_000_000
 FRONT_MATTER_CHARS = 16_384
 VALUE_CHARS = 1_000  # each value: a title, a tag, an alias
+FIELD_CHARS = VALUE_CHARS  # the editor's form holds each field to the same bound
 FRONT_MATTER_VALUES = 500
 FRONT_MATTER_DEPTH = 3  # the mapping, a list or mapping in it, and one more level
 SAFE_SCHEMES = ("http:", "https:", "mailto:", "tel:")
@@ -60,6 +61,7 @@ class Article:
     sections: tuple[Section, ...] = field(default=(), compare=False)
     # (locale, slug) of the same article in other languages, from `translations:` in front matter
     translations: tuple[tuple[str, str], ...] = ()
+    redirect_from: tuple[str, ...] = ()  # earlier slugs: their URLs redirect here
 
     @property
     def published(self) -> bool:
@@ -99,8 +101,12 @@ def slugify(text: str) -> str:
     return re.sub(r"[\s_-]+", "-", text).strip("-") or "section"
 
 
-def parse(source: str, path: str = "<string>") -> Article:
-    """Parse one article file's text; raise ArticleError naming the file and line."""
+def front_matter(source: str, path: str = "<string>") -> tuple[dict, str, str]:
+    """(front matter mapping, its raw YAML, the Markdown body) of an article file's text.
+
+    The YAML is size-limited and may not use anchors or aliases: a few nested aliases expand a
+    300-byte file into gigabytes (a "billion laughs"), and no article needs them.
+    """
     if len(source) > ARTICLE_CHARS:
         raise ArticleError(path, f"the file is {len(source):,} characters long; the limit is {ARTICLE_CHARS:,}", 1)
     if not source.startswith("---"):
@@ -120,6 +126,12 @@ def parse(source: str, path: str = "<string>") -> Article:
         raise ArticleError(path, f"invalid YAML front matter: {problem}", line) from exc
     if not isinstance(meta, dict):
         raise ArticleError(path, "front matter must be a mapping of keys to values", 2)
+    return meta, raw, body
+
+
+def parse(source: str, path: str = "<string>") -> Article:
+    """Parse one article file's text; raise ArticleError naming the file and line."""
+    meta, raw, body = front_matter(source, path)
     lines = {m.group(1): raw[: m.start()].count("\n") + 1 for m in re.finditer(r"^(\w+)\s*:", raw, re.MULTILINE)}
 
     def fail(key: str, message: str) -> ArticleError:
@@ -158,6 +170,7 @@ def parse(source: str, path: str = "<string>") -> Article:
         path=path,
         sections=tuple(split_sections(body, title)),
         translations=_translations(meta.get("translations"), locale, slug, fail),
+        redirect_from=_redirects(meta.get("redirect_from"), slug, fail("redirect_from", "redirect_from must be a list of slugs")),
     )
 
 
@@ -208,6 +221,13 @@ def _check_front_matter(raw: str, path: str) -> None:
             if values > FRONT_MATTER_VALUES:
                 raise ArticleError(path, f"front matter holds more than {FRONT_MATTER_VALUES} values", line)
 
+
+def _redirects(value: object, slug: str, error: ArticleError) -> tuple[str, ...]:
+    """`redirect_from:` the slugs this article had before: valid slugs other than its own."""
+    old = _strings(value, error)
+    if any(not SLUG.match(s) or s == slug for s in old):
+        raise error
+    return tuple(dict.fromkeys(old))
 
 def _strings(value: object, error: ArticleError) -> tuple[str, ...]:
     if value is None:
@@ -334,7 +354,7 @@ class LoadResult:
 
 # An unchanged file is not parsed again: bump this whenever parsing or rendering changes, so
 # every file is parsed again once.
-PARSER = "3"  # 2: translations; 3: anchors and aliases refused, sizes bounded
+PARSER = "4"  # 2: translations; 3: anchors and aliases refused, sizes bounded; 4: redirect_from, archived
 # A file modified this close to the scan that stamped it may have changed again within the file
 # system's time stamp granularity, unseen: its content is checked instead (git's "racy" rule).
 RACY_NS = 2_000_000_000

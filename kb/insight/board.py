@@ -2,8 +2,13 @@
 
 Replay runs every miss of a gap against the live index. A miss counts as answered when the
 linked article is among the top 3 hits with a confidence at or above the index's threshold.
-The figure at link time is ``replay_before``; ``replay_after`` is the latest replay. A gap can be
-resolved only once it has a replay figure taken after its current link.
+
+``replay_before`` is what each miss got when it was asked, read from the results stored with its
+request (a miss with no stored request, such as a ticket typed on its own, was not answered):
+the order of clicks (write, index, then link) cannot spoil it. ``replay_after`` is the latest
+replay, and ``replay_unanswered`` the misses it still did not answer. A gap can be resolved only
+once it has a replay figure taken after its current link. ``preview`` replays a gap against a
+trial build with an edited, unsaved article in it (kb/content/trial.py), before publishing.
 """
 
 from __future__ import annotations
@@ -14,14 +19,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from typing import Any, Callable
+
 from sqlalchemy import case, or_, select, update
 
+from search.model import Results
+
 from kb.clock import iso
-from kb.content.articles import SLUG, load_dir
+from kb.content.articles import SLUG, Article, load_dir
+from kb.content.trial import trial_index
 from kb.errors import KbError, ValidationError
 from kb.insight.gaps import DAY, KINDS, STATUSES, Miss, get_raw
+from kb.serving.desk import validate_query
 from kb.storage.database import Database
-from kb.storage.schema import gap_misses, gaps
+from kb.storage.schema import gap_misses, gaps, requests
 
 REPLAY_TOP = 3
 
@@ -56,6 +67,7 @@ class Gap:
     replayed_at: float | None
     active: bool
     fix: str  # "improve" the closest article (the index already answers the topic) or "write" one
+    replay_unanswered: list[str]  # misses the latest replay did not answer
 
     def as_dict(self) -> dict:
         """JSON-ready, with ISO dates."""
@@ -73,7 +85,7 @@ def _gap(row: dict) -> Gap:
         closest_title=row["closest_title"] or "", closest_confidence=row["closest_confidence"] or 0.0,
         linked_slug=row["linked_slug"] or "", replay_total=row["replay_total"], replay_before=row["replay_before"],
         replay_after=row["replay_after"], replayed_at=row["replayed_at"], active=bool(row["active"]),
-        fix=row.get("fix") or "write",
+        fix=row.get("fix") or "write", replay_unanswered=json.loads(row.get("replay_unanswered") or "[]"),
     )
 
 
@@ -119,18 +131,86 @@ def trend(db: Database, gap_id: int, days: int = 30, now: float | None = None) -
     return list(counts.items())
 
 
-def replay_texts(desk, texts: list[str], slug: str) -> int:
+@dataclass(frozen=True)
+class Outcome:
+    """One miss of a gap: answered when it was asked, and answered now (or by a trial build)."""
+
+    text: str
+    before: bool
+    after: bool
+
+
+@dataclass(frozen=True)
+class Replay:
+    """A gap's misses replayed against an index for one article: the before → after figure."""
+
+    slug: str
+    outcomes: list[Outcome]
+
+    @property
+    def total(self) -> int:
+        return len(self.outcomes)
+
+    @property
+    def before(self) -> int:
+        return sum(o.before for o in self.outcomes)
+
+    @property
+    def after(self) -> int:
+        return sum(o.after for o in self.outcomes)
+
+    @property
+    def unanswered(self) -> list[str]:
+        """The distinct misses still not answered, in the gap's order."""
+        return list(dict.fromkeys(o.text for o in self.outcomes if not o.after))
+
+
+def answers(results: Results, slug: str) -> bool:
+    """Whether a search answers with `slug`: in the top 3, at or above the threshold."""
+    return any(h.doc_id == slug and h.confidence >= results.threshold for h in results.hits[:REPLAY_TOP])
+
+
+def replay_texts(desk: Any, texts: list[str], slug: str) -> int:
     """How many texts the live index now answers with `slug` confidently in its top 3."""
-    answered = 0
-    for text in texts:
-        results = desk.replay(text, k=REPLAY_TOP)
-        if any(h.doc_id == slug and h.confidence >= results.threshold for h in results.hits[:REPLAY_TOP]):
-            answered += 1
-    return answered
+    return sum(answers(desk.replay(text, k=REPLAY_TOP), slug) for text in texts)
 
 
-def _texts(db: Database, gap_id: int) -> list[str]:
-    return [r["text"] for r in db.query(select(gap_misses.c.text).where(gap_misses.c.gap_id == gap_id))]
+def _misses(db: Database, gap_id: int) -> list[tuple[str, str]]:
+    """(miss key, text) of every miss of the gap."""
+    query = select(gap_misses.c.miss_key, gap_misses.c.text).where(gap_misses.c.gap_id == gap_id)
+    return [(r["miss_key"], r["text"]) for r in db.query(query.order_by(gap_misses.c.ts))]
+
+
+def answered_when_asked(db: Database, keys: list[str], slug: str, threshold: float) -> list[bool]:
+    """For each miss key: whether its request's stored results had `slug` in the top 3 at or above
+    the threshold, with the request answered. Misses without a stored request were not answered."""
+    ids = [k.split(":", 1)[1] for k in keys if k.startswith("request:")]
+    stored: dict[str, bool] = {}
+    for start in range(0, len(ids), 500):
+        rows = db.query(select(requests.c.id, requests.c.answered, requests.c.results)
+                        .where(requests.c.id.in_(ids[start : start + 500])))
+        for r in rows:
+            try:
+                results = json.loads(r["results"] or "[]")[:REPLAY_TOP]
+            except ValueError:
+                results = []
+            stored[r["id"]] = bool(r["answered"]) and any(
+                isinstance(h, dict) and h.get("slug") == slug and float(h.get("confidence") or 0) >= threshold
+                for h in results)
+    return [stored.get(k.split(":", 1)[1], False) if k.startswith("request:") else False for k in keys]
+
+
+def _replay(db: Database, desk: Any, gap_id: int, slug: str, search: Callable[[str], Results]) -> Replay:
+    misses = _misses(db, gap_id)
+    threshold = desk.library.index.calibration.threshold
+    before = answered_when_asked(db, [k for k, _ in misses], slug, threshold)
+    seen: dict[str, bool] = {}
+    outcomes = []
+    for (_key, text), was in zip(misses, before):
+        if text not in seen:
+            seen[text] = answers(search(text), slug)
+        outcomes.append(Outcome(text, was, seen[text]))
+    return Replay(slug, outcomes)
 
 
 def _awaiting_index(directory: Path, slug: str) -> bool:
@@ -140,36 +220,49 @@ def _awaiting_index(directory: Path, slug: str) -> bool:
     return any(a.slug == slug and a.published for a in load_dir(Path(directory)).articles)
 
 
-def link_gap(db: Database, desk, gap_id: int, slug: str) -> Gap:
-    """Link a gap to an article and take the "before" figure against the live index.
+def link_gap(db: Database, desk: Any, gap_id: int, slug: str) -> Gap:
+    """Link a gap to an article and take the "before" figure: what its misses got when asked.
 
     The article may be in the live index (improve it) or written and published in the articles
-    directory but not indexed yet (the usual order: write, link, `kb index`, replay).
+    directory but not indexed yet.
     """
     get_raw(db, gap_id)
     slug = slug.strip()
     if slug not in desk.library.articles and not _awaiting_index(desk.settings.articles, slug):
         raise ValidationError([{"key": "slug", "message": f"no published article {slug!r}"}],
                               message=f"No published article {slug!r} in the index or the articles directory.")
-    texts = _texts(db, gap_id)
-    before = replay_texts(desk, texts, slug)
+    misses = _misses(db, gap_id)
+    before = answered_when_asked(db, [k for k, _ in misses], slug, desk.library.index.calibration.threshold)
     db.execute(update(gaps).where(gaps.c.id == gap_id).values(
-        linked_slug=slug, linked_at=time.time(), replay_total=len(texts), replay_before=before, replay_after=None,
-        replayed_at=None, status=case((gaps.c.status == "open", "planned"), else_=gaps.c.status)))
+        linked_slug=slug, linked_at=time.time(), replay_total=len(misses), replay_before=sum(before),
+        replay_after=None, replayed_at=None, replay_unanswered=None,
+        status=case((gaps.c.status == "open", "planned"), else_=gaps.c.status)))
     return get_gap(db, gap_id)
 
 
-def replay_gap(db: Database, desk, gap_id: int) -> Gap:
+def replay_gap(db: Database, desk: Any, gap_id: int) -> Gap:
     """Replay the gap's misses against the current index: the "after" figure."""
     gap = get_gap(db, gap_id)
     if not gap.linked_slug:
         raise ValidationError([{"key": "slug", "message": "link the gap to an article first"}],
                               message="Link the gap to an article before replaying it.")
-    texts = _texts(db, gap_id)
-    after = replay_texts(desk, texts, gap.linked_slug)
-    db.execute(update(gaps).where(gaps.c.id == gap_id).values(replay_total=len(texts), replay_after=after,
-                                                             replayed_at=time.time()))
+    replay = _replay(db, desk, gap_id, gap.linked_slug, lambda text: desk.replay(text, k=REPLAY_TOP))
+    db.execute(update(gaps).where(gaps.c.id == gap_id).values(
+        replay_total=replay.total, replay_before=replay.before, replay_after=replay.after, replayed_at=time.time(),
+        replay_unanswered=json.dumps(replay.unanswered, ensure_ascii=False)))
     return get_gap(db, gap_id)
+
+
+def preview(db: Database, desk: Any, gap_id: int, article: Article, replaces: tuple[str, ...] = ()) -> Replay:
+    """How many of the gap's misses `article` (edited, unsaved) would answer once published: a
+    replay against a trial build of the live index with it in; the live index is untouched."""
+    get_raw(db, gap_id)
+    library = desk.library
+    with trial_index(library.index, article, desk.embedder, replaces) as index:
+        def search(text: str) -> Results:
+            return index.search(validate_query(text, desk.settings.max_query_chars), k=REPLAY_TOP)
+
+        return _replay(db, desk, gap_id, article.slug, search)
 
 
 def set_status(db: Database, gap_id: int, status: str) -> Gap:
@@ -197,4 +290,5 @@ def export_rows(gaps: list[Gap]) -> tuple[list[str], list[list]]:
 
 
 __all__ = ["Gap", "KINDS", "DAY", "list_gaps", "get_gap", "examples", "trend", "link_gap", "replay_gap",
-           "set_status", "replay_texts", "export_rows", "ReplayRequiredError"]
+           "set_status", "replay_texts", "export_rows", "ReplayRequiredError", "Replay", "Outcome", "preview",
+           "answered_when_asked"]

@@ -71,6 +71,8 @@ class Library:
         for a in articles:
             self.by_locale.setdefault(a.locale, []).append(a.slug)
         self.rows_by_locale = {locale: index.rows(slugs) for locale, slugs in self.by_locale.items()}
+        # an article's earlier slugs (renamed in the editor) -> its slug now
+        self.redirects = {old: a.slug for a in articles for old in a.redirect_from if old not in self.articles}
         self.loaded_at = time.time()
 
 
@@ -258,6 +260,10 @@ class Desk:
         if article is None:
             raise NotFoundError(f"No article called {slug!r}.", slug=slug)
         return article
+
+    def moved(self, slug: str) -> str | None:
+        """The slug now of an article that had `slug` before a rename, if any."""
+        return self.library.redirects.get(slug)
 
     def articles(self, locale: str | None = None, category: str | None = None) -> list[Article]:
         items = self.library.articles.values()

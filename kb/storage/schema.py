@@ -11,6 +11,7 @@
 - ``gaps``, ``gap_misses``, ``gap_runs``: see kb/insight/gaps.py.
 - ``rate_limits``: one shared counter per limited key (kb/storage/limits.py).
 - ``secrets``: keys every replica must share (session signing, the IP salt; kb/storage/secrets.py).
+- ``audit``: what staff did to articles and gaps, who and when (kb/storage/audit.py).
 
 Flags are integers 0/1 and times are Unix seconds (floats), as the first SQLite release stored them.
 Index names are the ones sqlite-utils gave them, so the first migration recognises existing ones.
@@ -97,6 +98,7 @@ gaps = Table(
     Column("closest_slug", Text), Column("closest_title", Text), Column("closest_confidence", Float),
     Column("fix", Text), Column("active", Integer, server_default=text("1")), Column("created", Float),
     Column("refreshed_at", Float),
+    Column("replay_unanswered", Text),  # JSON list of the miss texts the latest replay did not answer
 )
 
 gap_misses = Table(  # no key of its own: rows are replaced wholesale by each refresh
@@ -125,4 +127,16 @@ secrets = Table(
     Column("name", Text, primary_key=True),
     Column("value", Text, nullable=False),
     Column("created", Float),
+)
+
+audit = Table(
+    "audit", metadata,
+    Column("id", Serial, primary_key=True),
+    Column("ts", Float, nullable=False),
+    Column("user_id", Integer), Column("email", Text, nullable=False),  # the email as it was then
+    Column("action", Text, nullable=False),
+    Column("article", Text, nullable=False, server_default=text("''")),  # the slug, '' if none
+    Column("gap_id", Integer),
+    Column("detail", Text, nullable=False, server_default=text("''")),
+    Index("idx_audit_ts", "ts"),
 )

@@ -27,6 +27,7 @@ from kb.insight.board import ReplayRequiredError
 from kb.settings import Settings
 from kb.staff import auth
 from kb.staff.auth import COOKIE, LOGIN_COOKIE, Staff
+from kb.storage import audit
 from kb.urls import Urls, local_path
 from kb.web.api import PROBLEMS
 from kb.web.client import client_ip, cookie_name
@@ -208,9 +209,13 @@ def gap_action(
     if action not in actions:
         raise NotFoundError(f"No action {action!r}.")
     try:
-        actions[action]()
+        gap = actions[action]()
     except (ValidationError, ReplayRequiredError) as exc:
         return _gap_page(state, staff, gap_id, exc.message, exc.status_code)
+    detail = {"link": "", "replay": f"{gap.replay_before} -> {gap.replay_after} of {gap.replay_total}",
+              "status": gap.status}[action]
+    audit.record(db, audit.Actor(staff.user_id, staff.email), f"gap-{action}", article=gap.linked_slug, gap_id=gap_id,
+                 detail=detail)
     return Redirect(state["settings"].urls.gap(gap_id), status_code=303)
 
 

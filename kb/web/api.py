@@ -11,6 +11,7 @@ from litestar import Request, Response, Router, get, post
 from litestar.datastructures import State
 from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, JSONBody, Parameter
+from litestar.response import Redirect
 
 from kb.content.articles import SLUG, Article, render
 from kb.serving.desk import Desk, Suggestions
@@ -168,10 +169,14 @@ def list_articles(
 
 
 @get("/articles/{slug:str}", responses=PROBLEMS, sync_to_thread=False)
-def get_article(state: State, slug: FromPath[str]) -> Response[ArticleOut]:
-    """One article: metadata, rendered safe HTML and its passages."""
+def get_article(state: State, slug: FromPath[str]) -> Response[ArticleOut] | Redirect:
+    """One article: metadata, rendered safe HTML and its passages; a renamed article's old slug
+    redirects (301) to its URL now."""
     if not SLUG.match(slug):
         raise NotFoundError(f"No article called {slug!r}.")
+    moved = state["desk"].moved(slug)
+    if moved:
+        return Redirect(path=state["settings"].urls.api(f"articles/{moved}"), status_code=301)
     a = state["desk"].article(slug)
     body = ArticleOut(**msgspec.structs.asdict(summary(a, state["settings"].urls)), aliases=list(a.aliases),
                       html=render(a.body), passages=[SectionOut(s.anchor, s.heading, s.text) for s in a.sections])

@@ -54,7 +54,18 @@ def build_services(settings: Settings, embedder=None) -> State:
         log.info("indexed %d articles (%d passages) in %.1f s, %d files skipped", summary.articles,
                  summary.passages, summary.seconds, len(summary.skipped))
         desk.load()
-    return State({"settings": settings, "db": db, "desk": desk, "limiter": RateLimiter(db)})
+    return State({"settings": settings, "db": db, "desk": desk, "limiter": RateLimiter(db),
+                  **editor_services(settings, embedder)})
+
+
+def editor_services(settings: Settings, embedder) -> dict:
+    """The article editor over the articles directory, and the background rebuild its saves start."""
+    from kb.content.editor import Editor, Rebuilder, locked_build
+    from kb.content.history import History
+
+    rebuilder = Rebuilder(locked_build(settings, embedder))
+    history = History(settings.articles) if settings.articles_git else None
+    return {"editor": Editor(settings.articles, history, rebuilder.request), "rebuilder": rebuilder}
 
 
 def _lifespan(settings: Settings, services: State | None, run_background: bool) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:

@@ -159,11 +159,14 @@ def category(request: Request, state: State, category: FromPath[str]) -> Templat
 
 @get("/articles/{slug:str}", sync_to_thread=True)
 def article(request: Request, state: State, slug: FromPath[str],
-            feedback: Annotated[str, Parameter(max_length=10)] = "") -> Template:
+            feedback: Annotated[str, Parameter(max_length=10)] = "") -> Template | Redirect:
     """An article: safe rendered Markdown, contents, feedback form and related articles."""
     locale, desk = locale_of(request), state["desk"]
     if not SLUG.match(slug):
         raise NotFoundError(f"No article called {slug!r}.")
+    moved = desk.moved(slug)
+    if moved:  # renamed: the old URL keeps working
+        return Redirect(path=urls_of(request).article(moved, **dict(request.query_params)), status_code=301)
     a = desk.article(slug)
     record_event(state["db"], session=session_of(request), type="article_view", slug=slug, data={"locale": a.locale})
     return page(request, "article.html", locale, article=a, html=render(a.body), toc=toc(a.body),
