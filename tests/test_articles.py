@@ -108,8 +108,8 @@ def test_bad_slug_names_line():
 
 
 def test_bad_status_names_line():
-    err = raises(article_text("x", status="archived"), "s.md")
-    assert "status" in err.message and "archived" in err.message
+    err = raises(article_text("x", status="retired"), "s.md")
+    assert "status" in err.message and "retired" in err.message and "archived" in err.message
     assert err.line == 6
 
 

@@ -9,7 +9,6 @@ live) is refused, so a save can never commit kb's code.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -67,13 +66,12 @@ class History:
         if (self.directory / "kb" / "__init__.py").exists() or self.directory == _source_tree():
             raise NotOwnWorkTreeError(f"{self.directory} is kb's source tree: keep the articles in a work tree of their own.")
 
-    def _run(self, *args: str, check: bool = True, env: dict[str, str] | None = None) -> str:
+    def _run(self, *args: str, check: bool = True) -> str:
         argv = ["git", "-C", str(self.directory), "-c", "core.hooksPath=/dev/null", "-c", "core.quotepath=off",
-                "-c", "commit.gpgsign=false", *args]
-        base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")}
-        full_env = {**base, "GIT_CONFIG_NOSYSTEM": "1", "GIT_TERMINAL_PROMPT": "0", **(env or {})}
+                "-c", "commit.gpgsign=false", "-c", f"user.name={COMMITTER[0]}", "-c", f"user.email={COMMITTER[1]}",
+                *args]
         try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=GIT_TIMEOUT, env=full_env)
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=GIT_TIMEOUT, stdin=subprocess.DEVNULL)
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise HistoryError(f"git {args[0]} failed: {exc}") from exc
         if check and done.returncode != 0:
@@ -81,15 +79,14 @@ class History:
         return done.stdout
 
     def commit(self, paths: list[str], message: str, author_email: str) -> str:
-        """Commit these files (added, changed or deleted) as the staff member; the new revision,
-        or '' when none of them changed."""
+        """Commit these files (added, changed or deleted) as the staff member (kb is the committer);
+        the new revision, or '' when none of them changed."""
         self._run("add", "-A", "--", *paths)
         if not self._run("diff", "--cached", "--name-only", "--", *paths).strip():
             return ""
-        name = author_email.split("@", 1)[0] or author_email
-        env = {"GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": author_email,
-               "GIT_COMMITTER_NAME": COMMITTER[0], "GIT_COMMITTER_EMAIL": COMMITTER[1]}
-        self._run("commit", "-q", "--no-verify", "-m", message, "--", *paths, env=env)
+        email = re.sub(r"[<>\s]", "", author_email)
+        author = f"{email.split('@', 1)[0] or email} <{email}>"
+        self._run("commit", "-q", "--no-verify", f"--author={author}", "-m", message, "--", *paths)
         return self._run("rev-parse", "HEAD").strip()
 
     def versions(self, path: str, limit: int = 100) -> list[Version]:

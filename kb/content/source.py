@@ -57,11 +57,9 @@ def from_source(source: str, path: str) -> Draft:
     """The draft of an article file's text (ArticleError if it does not parse)."""
     article = parse(source, path)
     meta, _raw, body = front_matter(source, path)
-    translations = meta.get("translations") or {}
-    pairs = tuple(sorted((str(k), str(v)) for k, v in translations.items())) if isinstance(translations, dict) else ()
     return Draft(title=article.title, slug=article.slug, category=article.category, locale=article.locale,
                  status=article.status, body=body, tags=article.tags, aliases=article.aliases,
-                 translations=pairs, redirect_from=article.redirect_from, updated=article.updated,
+                 translations=article.translations, redirect_from=article.redirect_from, updated=article.updated,
                  extra=tuple((str(k), v) for k, v in meta.items() if k not in KNOWN))
 
 

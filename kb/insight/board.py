@@ -175,38 +175,49 @@ def replay_texts(desk: Any, texts: list[str], slug: str) -> int:
     return sum(answers(desk.replay(text, k=REPLAY_TOP), slug) for text in texts)
 
 
-def _misses(db: Database, gap_id: int) -> list[tuple[str, str]]:
-    """(miss key, text) of every miss of the gap."""
-    query = select(gap_misses.c.miss_key, gap_misses.c.text).where(gap_misses.c.gap_id == gap_id)
-    return [(r["miss_key"], r["text"]) for r in db.query(query.order_by(gap_misses.c.ts))]
+def _misses(db: Database, gap_id: int) -> list[tuple[str, str, str]]:
+    """(miss key, text, locale) of every miss of the gap."""
+    m = gap_misses.c
+    query = select(m.miss_key, m.text, m.locale).where(m.gap_id == gap_id).order_by(m.ts)
+    return [(r["miss_key"], r["text"], r["locale"] or "") for r in db.query(query)]
 
 
-def answered_when_asked(db: Database, keys: list[str], slug: str, threshold: float) -> list[bool]:
-    """For each miss key: whether its request's stored results had `slug` in the top 3 at or above
-    the threshold, with the request answered. Misses without a stored request were not answered."""
-    ids = [k.split(":", 1)[1] for k in keys if k.startswith("request:")]
-    stored: dict[str, bool] = {}
+def _threshold(desk: Any) -> Callable[[str], float]:
+    """The confidence threshold of requests in a language (calibration is per request language)."""
+    index = desk.library.index
+    return lambda locale: index.tuning(locale or None)[1].threshold
+
+
+def answered_when_asked(db: Database, misses: list[tuple[str, str]], slug: str,
+                        threshold: Callable[[str], float]) -> list[bool]:
+    """For each (miss key, locale): whether its request's stored results had `slug` in the top 3
+    at or above the threshold, with the request answered. Misses without a stored request (a
+    ticket or feedback typed on its own) were not answered."""
+    ids = [k.split(":", 1)[1] for k, _ in misses if k.startswith("request:")]
+    stored: dict[str, list] = {}
     for start in range(0, len(ids), 500):
         rows = db.query(select(requests.c.id, requests.c.answered, requests.c.results)
                         .where(requests.c.id.in_(ids[start : start + 500])))
         for r in rows:
             try:
-                results = json.loads(r["results"] or "[]")[:REPLAY_TOP]
+                results = json.loads(r["results"] or "[]") if r["answered"] else []
             except ValueError:
                 results = []
-            stored[r["id"]] = bool(r["answered"]) and any(
-                isinstance(h, dict) and h.get("slug") == slug and float(h.get("confidence") or 0) >= threshold
-                for h in results)
-    return [stored.get(k.split(":", 1)[1], False) if k.startswith("request:") else False for k in keys]
+            stored[r["id"]] = results[:REPLAY_TOP] if isinstance(results, list) else []
+    out = []
+    for key, locale in misses:
+        hits = stored.get(key.split(":", 1)[1], []) if key.startswith("request:") else []
+        out.append(any(isinstance(h, dict) and h.get("slug") == slug
+                       and float(h.get("confidence") or 0) >= threshold(locale) for h in hits))
+    return out
 
 
 def _replay(db: Database, desk: Any, gap_id: int, slug: str, search: Callable[[str], Results]) -> Replay:
     misses = _misses(db, gap_id)
-    threshold = desk.library.index.calibration.threshold
-    before = answered_when_asked(db, [k for k, _ in misses], slug, threshold)
+    before = answered_when_asked(db, [(k, loc) for k, _, loc in misses], slug, _threshold(desk))
     seen: dict[str, bool] = {}
     outcomes = []
-    for (_key, text), was in zip(misses, before):
+    for (_key, text, _locale), was in zip(misses, before):
         if text not in seen:
             seen[text] = answers(search(text), slug)
         outcomes.append(Outcome(text, was, seen[text]))
@@ -232,7 +243,7 @@ def link_gap(db: Database, desk: Any, gap_id: int, slug: str) -> Gap:
         raise ValidationError([{"key": "slug", "message": f"no published article {slug!r}"}],
                               message=f"No published article {slug!r} in the index or the articles directory.")
     misses = _misses(db, gap_id)
-    before = answered_when_asked(db, [k for k, _ in misses], slug, desk.library.index.calibration.threshold)
+    before = answered_when_asked(db, [(k, loc) for k, _, loc in misses], slug, _threshold(desk))
     db.execute(update(gaps).where(gaps.c.id == gap_id).values(
         linked_slug=slug, linked_at=time.time(), replay_total=len(misses), replay_before=sum(before),
         replay_after=None, replayed_at=None, replay_unanswered=None,
@@ -259,8 +270,9 @@ def preview(db: Database, desk: Any, gap_id: int, article: Article, replaces: tu
     get_raw(db, gap_id)
     library = desk.library
     with trial_index(library.index, article, desk.embedder, replaces) as index:
-        def search(text: str) -> Results:
-            return index.search(validate_query(text, desk.settings.max_query_chars), k=REPLAY_TOP)
+        def search(text: str) -> Results:  # read as Desk.replay reads a request
+            language, meant = desk.reading(validate_query(text, desk.settings.max_query_chars), None)
+            return index.search(meant, k=REPLAY_TOP, locale=language)
 
         return _replay(db, desk, gap_id, article.slug, search)
 
