@@ -21,10 +21,13 @@ ARTICLES = Path(__file__).resolve().parents[1] / "articles"
 
 PASSWORD = "correct horse battery"
 OWNER_ONLY_GET = ["/admin/dashboard", "/admin/dashboard/export/figures.csv", "/admin/charts/daily.svg",
-                  "/admin/charts/funnel.svg"]
-STAFF_GET = ["/admin", "/admin/gaps", "/admin/gaps/1", "/admin/gaps/1/trend.svg", "/admin/gaps/export.csv"]
+                  "/admin/charts/funnel.svg", "/admin/audit", "/admin/audit.csv"]
+STAFF_GET = ["/admin", "/admin/gaps", "/admin/gaps/1", "/admin/gaps/1/trend.svg", "/admin/gaps/export.csv",
+             "/admin/articles", "/admin/articles/new", "/admin/articles/vpn-connect/edit",
+             "/admin/articles/vpn-connect/history", "/admin/articles/vpn-connect/versions/0123456"]
 STAFF_POST = ["/admin/logout", "/admin/gaps/refresh", "/admin/gaps/1/link", "/admin/gaps/1/replay",
-              "/admin/gaps/1/status"]
+              "/admin/gaps/1/status", "/admin/articles/new", "/admin/articles/vpn-connect/edit",
+              "/admin/articles/vpn-connect/status", "/admin/articles/vpn-connect/versions/0123456/restore"]
 API_OWNER = ["/api/v1/admin/stats"]
 API_STAFF = ["/api/v1/admin/gaps"]
 
@@ -78,6 +81,7 @@ def test_every_admin_route_is_covered_here(client):
     paths = {r.path for r in client.app.routes if r.path.startswith(("/admin", "/api/v1/admin"))}
     listed = {re.sub(r"/1(/|$)", r"/{gap_id:int}\1", p) for p in STAFF_GET + STAFF_POST + OWNER_ONLY_GET + API_OWNER + API_STAFF}
     listed = {re.sub(r"/(figures\.csv|daily\.svg|funnel\.svg)$", "/{x}", p) for p in listed}
+    listed = {p.replace("/vpn-connect/", "/{slug:str}/").replace("/0123456", "/{revision:str}") for p in listed}
     found = {re.sub(r"\{(name|action):str\}", "{x}", p) for p in paths} - {"/admin/login"}
     listed = {p.replace("/{gap_id:int}/link", "/{gap_id:int}/{x}").replace("/{gap_id:int}/replay", "/{gap_id:int}/{x}")
               .replace("/{gap_id:int}/status", "/{gap_id:int}/{x}") for p in listed}
@@ -110,14 +114,16 @@ def test_writers_cannot_see_owner_pages(client, path):
     assert client.get(path, follow_redirects=False).status_code == 403
 
 
-@pytest.mark.parametrize("path", ["/admin/gaps", "/admin/gaps/export.csv"] + API_STAFF)
+@pytest.mark.parametrize("path", ["/admin/gaps", "/admin/gaps/export.csv", "/admin/articles", "/admin/articles/new",
+                                  "/admin/articles/vpn-connect/edit", "/admin/articles/vpn-connect/history"] + API_STAFF)
 def test_writers_see_the_gap_board(client, path):
     login(client, "writer@example.com")
     assert client.get(path).status_code == 200
 
 
 @pytest.mark.parametrize("path", ["/admin/gaps", "/admin/dashboard", "/admin/charts/daily.svg",
-                                  "/admin/dashboard/export/daily.csv"] + API_OWNER + API_STAFF)
+                                  "/admin/dashboard/export/daily.csv", "/admin/audit", "/admin/audit.csv",
+                                  "/admin/articles"] + API_OWNER + API_STAFF)
 def test_owners_see_everything(client, path):
     login(client, "owner@example.com")
     response = client.get(path)
