@@ -14,6 +14,7 @@ import pytest
 from kb.insight import board, gaps
 from kb.storage import schema
 from kb.storage.database import record_request
+from servers import TEST_HOST
 
 ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "correct horse battery"
@@ -44,7 +45,7 @@ def app_parts(tmp_path, data_dir, embedder):
     articles = tmp_path / "articles"
     shutil.copytree(ROOT / "articles", articles)
     settings = Settings.load(environ={}, articles=articles, data=data_dir, gap_refresh_minutes=0,
-                             index_poll_seconds=0.2)
+                             index_poll_seconds=0.2, allowed_hosts=(TEST_HOST,))
     services = build_services(settings, embedder=embedder)
     add_user(services["db"], "writer@example.com", "writer", PASSWORD)
     add_user(services["db"], "owner@example.com", "owner", PASSWORD)
@@ -310,7 +311,8 @@ def test_articles_git_makes_each_browser_save_a_commit_with_history_and_restore(
     for args in (["init", "-q"], ["add", "-A"], ["-c", "user.name=seed", "-c", "user.email=seed@example.com",
                                                    "commit", "-qm", "import"]):
         subprocess.run(["git", "-C", str(articles), *args], check=True, capture_output=True)
-    settings = Settings.load(environ={}, articles=articles, data=data_dir, gap_refresh_minutes=0, articles_git=True)
+    settings = Settings.load(environ={}, articles=articles, data=data_dir, gap_refresh_minutes=0, articles_git=True,
+                             allowed_hosts=(TEST_HOST,))
     with pytest.raises(NotOwnWorkTreeError):
         editor_services(settings.replace(articles=ROOT / "articles"), embedder)  # inside kb's source tree
     assert editor_services(settings.replace(articles_git=False), embedder)["editor"].history is None
