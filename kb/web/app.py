@@ -18,6 +18,7 @@ from litestar.exceptions import HTTPException, NotFoundException, ValidationExce
 from litestar.openapi import OpenAPIConfig
 from litestar.template.config import TemplateConfig
 
+from kb.content.articles import LOCALE, SLUG
 from kb.serving.desk import Desk
 from kb.logs import ProgressLog
 from kb.errors import IndexUnavailableError, KbError, RateLimitedError, ValidationError
@@ -142,6 +143,8 @@ def _template_globals(engine: JinjaTemplateEngine, settings: Settings) -> None:
     """What every template may use: `urls` builds every link (kb/urls.py)."""
     engine.engine.globals["urls"] = settings.urls
     engine.engine.globals["limits"] = {"query": settings.max_query_chars, "comment": COMMENT_CHARS, **FIELD_CHARS}
+    # HTML pattern attributes: the same expressions the server validates with, without anchors.
+    engine.engine.globals["formats"] = {"slug": SLUG.pattern.strip("^$"), "locale": LOCALE.pattern.strip("^$")}
 
 
 def create_app(

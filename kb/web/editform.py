@@ -15,7 +15,7 @@ from typing import Any
 from litestar import Request
 from litestar.di import NamedDependency
 
-from kb.content.articles import STATUSES, parse, render
+from kb.content.articles import FIELD_CHARS, STATUSES, parse, render
 from kb.content.images import IMAGE_BYTES
 from kb.content.source import BODY_CHARS, Draft, to_source
 from kb.errors import ValidationError
@@ -114,4 +114,5 @@ def field_errors(exc: ValidationError) -> dict[str, str]:
 def page_context(staff: Staff, draft: Draft, *, digest: str = "", original: str = "", **extra: Any) -> dict[str, Any]:
     """What the edit page needs besides the staff member."""
     return {"values": form_values(draft), "digest": digest, "original": original, "statuses": STATUSES,
-            "image_mb": IMAGE_BYTES // 1024 // 1024, "body_chars": BODY_CHARS, **extra}
+            "image_mb": IMAGE_BYTES // 1024 // 1024, "body_chars": BODY_CHARS,
+            "field_chars": FIELD_CHARS, **extra}
