@@ -116,6 +116,33 @@ def test_tickets_are_misses(db, settings):
     assert (miss.kind, miss.text, miss.session) == ("ticket", "Coffee machine. It leaks everywhere", "s9")
 
 
+def test_misses_are_settled_requests_never_the_prefixes_typed_on_the_way(db, settings):
+    now = time.time() - 600
+    # one request typed word by word: the widget asked at every pause; only the whole text is a miss
+    cake = "please order a birthday cake for the team party"
+    words = cake.split()
+    for i in range(len(words)):
+        record_request(db, request_id=f"r_cake{i}", kind="suggest", session="w1", query=" ".join(words[: i + 1]),
+                       locale="en", answered=i == 2, top_confidence=0.1, fallback=False, results=[])
+        db.flush()
+        db.execute("UPDATE requests SET ts = ? WHERE id = ?", (now + 1.2 * i, f"r_cake{i}"))
+    # a prefix that got a confident answer, then more typing that did not: the request is the miss
+    record_request(db, request_id="r_vpn0", kind="suggest", session="w2", query="vpn", locale="en",
+                   answered=True, top_confidence=0.9, fallback=False, results=[])
+    record_request(db, request_id="r_vpn1", kind="suggest", session="w2", query="vpn on the moon base",
+                   locale="en", answered=False, top_confidence=0.1, fallback=False, results=[])
+    db.flush()
+    db.execute("UPDATE requests SET ts = ? WHERE session = 'w2' AND id = 'r_vpn0'", (now,))
+    db.execute("UPDATE requests SET ts = ? WHERE session = 'w2' AND id = 'r_vpn1'", (now + 4,))
+    # "No" on a suggestion of the settled request is one miss with it, not two
+    db.execute("INSERT INTO feedback (ts, request_id, slug, helpful, comment, session, source, query, locale)"
+               " VALUES (?,?,?,?,?,?,?,?,?)", (now + 9, "r_vpn1", "vpn-error-codes", 0, "", "w2", "widget",
+                                              "vpn on the moon base", "en"))
+    misses = gaps.collect_misses(db, settings, now - 10)
+    assert sorted((m.key, m.text) for m in misses) == [
+        (f"request:r_cake{len(words) - 1}", cake), ("request:r_vpn1", "vpn on the moon base")]
+
+
 def test_three_topics_plus_noise_make_exactly_three_gaps(db, settings, desk):
     now = time.time()
     for n, topic in enumerate((COFFEE, BARRIER, MENU)):

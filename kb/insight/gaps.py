@@ -1,7 +1,8 @@
 """Content gaps: what people asked that the KB did not answer, grouped by meaning, then replayed.
 
-Misses (``collect_misses``) are requests below the confidence threshold, "No" feedback, tickets
-and searches whose results nobody clicked; one request counts once. A miss's locale is the
+Misses (``collect_misses``) are settled requests (kb/insight/settle.py: what people asked, not
+the prefixes typed on the way) below the confidence threshold, "No" feedback, tickets and searches
+whose results nobody clicked; one request counts once. A miss's locale is the
 language of its text (search/language.py), the locale it was recorded with only breaking ties,
 so the same Russian request typed in the English UI joins the Russian gap. ``refresh_gaps`` clusters
 the misses of each locale with the search embedder (average-linkage agglomerative clustering on
@@ -31,6 +32,7 @@ from sqlalchemy import Connection, delete, exists, func, select, update
 from search.language import detect, pick
 
 from kb.errors import NotFoundError
+from kb.insight.settle import explicit_ends, settle
 from kb.settings import Settings
 from kb.storage import schema
 from kb.storage.database import Database
@@ -85,17 +87,25 @@ def collect_misses(db: Database, settings: Settings, since: float, until: float 
             out[key] = Miss(key, kind, text, pick(detect(text), locale or default), ts, session or "", _clean(comment, 2000))
 
     r, f, t, e = schema.requests, schema.feedback, schema.tickets, schema.events
-    for row in db.query(select(r.c.id, r.c.ts, r.c.query, r.c.locale, r.c.session)
-                        .where(r.c.answered == 0, r.c.ts >= since, r.c.ts < until)):
-        add("request:" + row["id"], "unanswered", row["query"], row["locale"], row["ts"], row["session"])
+    # Misses are settled requests (kb/insight/settle.py), never the prefixes typed on the way to one.
+    tickets = [dict(row) for row in db.query(select(t.c.id, t.c.ts, t.c.subject, t.c.body, t.c.locale, t.c.session,
+                                                    t.c.request_id).where(t.c.ts >= since, t.c.ts < until))]
+    ends = explicit_ends([dict(row) for row in db.query(select(e.c.type, e.c.request_id, e.c.data).where(
+        e.c.request_id != "", e.c.ts >= since, e.c.ts < until))], tickets)
+    settled = settle([dict(row) for row in db.query(select(r.c.id, r.c.ts, r.c.query, r.c.locale, r.c.session,
+                                                           r.c.answered, r.c.kind).where(r.c.ts >= since, r.c.ts < until))],
+                     ends, now=time.time(), session_idle=settings.session_idle_minutes * 60.0)
+    owner = {rid: s.id for s in settled for rid in s.ids}  # a prefix's id -> its settled request
+    for s in settled:
+        if not s.answered:
+            add("request:" + s.id, "unanswered", s.query, s.locale, s.ts, "" if s.session.startswith("request:") else s.session)
     for row in db.query(select(f.c.id, f.c.ts, f.c.request_id, f.c.slug, f.c.query, f.c.comment, f.c.locale,
                                f.c.session).where(f.c.helpful == 0, f.c.ts >= since, f.c.ts < until)):
         text = row["query"] or row["comment"] or (row["slug"] or "").replace("-", " ")
-        key = "request:" + row["request_id"] if row["request_id"] else f"feedback:{row['id']}"
+        key = "request:" + owner.get(row["request_id"], row["request_id"]) if row["request_id"] else f"feedback:{row['id']}"
         add(key, "feedback_no", text, row["locale"], row["ts"], row["session"], row["comment"] or "")
-    for row in db.query(select(t.c.id, t.c.ts, t.c.subject, t.c.body, t.c.locale, t.c.session, t.c.request_id)
-                        .where(t.c.ts >= since, t.c.ts < until)):
-        key = "request:" + row["request_id"] if row["request_id"] else f"ticket:{row['id']}"
+    for row in tickets:
+        key = "request:" + owner.get(row["request_id"], row["request_id"]) if row["request_id"] else f"ticket:{row['id']}"
         text = f"{row['subject'] or ''}. {_clean(row['body'], 200)}".strip(". ")
         add(key, "ticket", text, row["locale"] or "", row["ts"], row["session"] or "")
     opened = exists().where(e.c.request_id == r.c.id, e.c.type.in_(("result_click", "suggestion_opened")))

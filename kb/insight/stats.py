@@ -3,9 +3,11 @@
 Periods are whole UTC days: `since` 00:00 to the end of `until` (inclusive dates). Every figure
 carries the definition the dashboard shows beside it (see DEFINITIONS and ../shared/anchors.md).
 
-Sessions: a request without a session id counts as its own session. A deflection is counted at
-most once per session, explicit first, and only for sessions with a request in the period, so the
-deflection rate is never above 100 %.
+Requests are settled requests and sessions are help-center sessions (kb/insight/settle.py): a
+session id is cut wherever it was idle `session_idle_minutes`, and a request without a session id
+counts as its own session. Each session gets one verdict: a ticket, an explicit or an implicit
+deflection (explicit first), pending, or none; only sessions with a request in the period are
+judged, so the deflection rate is never above 100 %.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 from sqlalchemy import select
 
 from kb.errors import ValidationError
+from kb.insight.settle import SETTLE_SECONDS, Sessions, Settled, explicit_ends, settle
 from kb.settings import Settings
 from kb.storage import schema
 from kb.storage.database import Database
@@ -27,32 +30,40 @@ from kb.storage.database import Database
 DAY = 86400.0
 OPENS = ("suggestion_opened", "result_click")
 ENGAGED = ("suggestion_opened", "result_click", "article_view", "feedback")
+SESSION = ("A session is one visitor's activity with no idle gap of {m} minutes or more (Help Scout); a request"
+           " without a session id is a session of its own.")
 DEFINITIONS = {
-    "requests": "Suggest and search requests received (widget, API and portal search).",
-    "sessions_with_request": "Distinct sessions with at least one request (a request without a session id"
-                             " counts as its own session).",
-    "help_center_sessions": "Distinct sessions with any request or event.",
+    "requests": "Settled requests: what people asked, not every pause while they typed. The suggest calls of a session"
+                " are one request until the person presses Enter, opens a suggestion or the contact form, answers"
+                " “Was this helpful?” or files a ticket, or pauses {s} s and then types something that does not"
+                " extend the text; the request is its last text. A portal search counts once. Every call stays in"
+                " the raw log (latency, debugging).",
+    "sessions_with_request": "Sessions with at least one settled request. " + SESSION,
+    "help_center_sessions": "Sessions with any request or event. " + SESSION,
     "explicit_deflections": "Sessions where the user marked a suggestion as the solution (“Yes, this solved it”):"
-                            " helpful feedback on a suggestion, or a positive feedback event. Once per session.",
-    "implicit_deflections": "Sessions without an explicit deflection where a suggestion was opened (opened, clicked,"
-                            " or an article viewed after a request) and no ticket came from that session between"
-                            " the first opening and {w} h after the last. A ticket at exactly {w} h still counts as"
-                            " following (inclusive); one at {w} h + 1 s does not. Sessions whose window is still"
-                            " open are pending, not counted.",
+                            " helpful feedback on a suggestion, or a positive feedback event. One verdict per session:"
+                            " a session in which a ticket was filed is never a deflection.",
+    "implicit_deflections": "Sessions without a ticket or an explicit deflection where a suggestion was opened (opened,"
+                            " clicked, or an article viewed after a request) and no ticket came from that visitor"
+                            " between the first opening and {w} h after the last. A ticket at exactly {w} h still"
+                            " counts as following (inclusive); one at {w} h + 1 s does not. Sessions whose window is"
+                            " still open are pending, not counted.",
     "pending_implicit": "Sessions with an opened suggestion whose {w} h window has not closed yet.",
     "tickets": "Tickets created in the period.",
-    "deflection_rate": "(explicit + implicit deflections) / sessions with at least one request.",
+    "deflection_rate": "(explicit + implicit deflections) / sessions with at least one request. A session that ends in"
+                       " a ticket is never a deflection.",
     "self_service_score": "Help-center sessions / users who filed tickets (distinct ticket emails, else sessions),"
                           " e.g. 4:1 (Zendesk).",
-    "unsuccessful_searches": "Requests with no confident result, or whose results nobody opened, clicked or rated"
-                             " (SearchUnify, ServiceNow).",
-    "top_requests": "Requests grouped by normalised text (lower case, single spaces, no trailing punctuation);"
+    "unsuccessful_searches": "Settled requests with no confident result, or whose results nobody opened, clicked or"
+                             " rated (SearchUnify, ServiceNow).",
+    "top_requests": "Settled requests grouped by normalised text (lower case, single spaces, no trailing punctuation);"
                     " answered share = above the confidence threshold.",
     "articles": "Views = article_view events; yes/no = feedback; deflections attributed = deflected sessions"
                 " credited to the article confirmed (explicit) or last opened (implicit); tickets after viewing ="
-                " sessions that opened or viewed the article and later filed a ticket.",
+                " sessions that opened or viewed the article and later filed a ticket in that same session, unless"
+                " the article had been confirmed as the solution before the ticket.",
     "funnel": "Help-center sessions → sessions with a request → sessions that opened a suggestion → deflected"
-              " sessions; and sessions that filed a ticket.",
+              " sessions; and sessions that filed a ticket. " + SESSION,
 }
 
 
@@ -152,127 +163,158 @@ def normalise(text: str) -> str:
 def _tickets(db: Database, since: float) -> list[dict]:
     """Tickets from `since` on."""
     t = schema.tickets
-    return [dict(r) for r in db.query(select(t.c.id, t.c.ts, t.c.session, t.c.email).where(t.c.ts >= since))]
+    return [dict(r) for r in db.query(select(t.c.id, t.c.ts, t.c.session, t.c.email, t.c.request_id)
+                                      .where(t.c.ts >= since))]
 
 
 def compute(db: Database, settings: Settings, span: Period, now: float) -> Stats:
     """All figures for the period; `now` decides which implicit windows have closed."""
-    lo, hi, window = span.since, span.until, settings.implicit_window_hours * 3600
+    lo, hi = span.since, span.until
     rq, ev, fb = schema.requests, schema.events, schema.feedback
-    requests = [dict(row) for row in db.query(select(rq.c.id, rq.c.ts, rq.c.session, rq.c.query, rq.c.answered)
-                                              .where(rq.c.ts >= lo, rq.c.ts < hi).order_by(rq.c.ts))]
+    raw = [dict(row) for row in db.query(select(rq.c.id, rq.c.ts, rq.c.session, rq.c.query, rq.c.answered, rq.c.kind)
+                                         .where(rq.c.ts >= lo, rq.c.ts < hi).order_by(rq.c.ts))]
     events = [dict(row) for row in db.query(select(ev.c.ts, ev.c.session, ev.c.type, ev.c.request_id, ev.c.slug,
                                                    ev.c.data).where(ev.c.ts >= lo, ev.c.ts < hi).order_by(ev.c.ts))]
     feedback = [dict(row) for row in db.query(
         select(fb.c.ts, fb.c.request_id, fb.c.slug, fb.c.helpful, fb.c.session, rq.c.session.label("request_session"))
         .join_from(fb, rq, rq.c.id == fb.c.request_id, isouter=True).where(fb.c.ts >= lo, fb.c.ts < hi))]
     tickets = _tickets(db, lo)
-    first_request: dict[str, float] = {}
-    for r in requests:
-        first_request.setdefault(r["session"] or "request:" + r["id"], r["ts"])
-
-    explicit: dict[str, tuple[float, str]] = {}
-    for f in feedback:
-        key = f["session"] or f["request_session"] or ("request:" + f["request_id"] if f["request_id"] else "")
-        if f["helpful"] and f["request_id"] and key in first_request:
-            explicit.setdefault(key, (f["ts"], f["slug"] or ""))
-    for e in events:
-        if e["type"] == "feedback" and json.loads(e["data"] or "{}").get("helpful") is True and e["session"] in first_request:
-            explicit.setdefault(e["session"], (e["ts"], e["slug"] or ""))
-
-    opens: dict[str, list[tuple[float, str]]] = defaultdict(list)
-    for e in events:
-        s = e["session"]
-        if s in first_request and (e["type"] in OPENS or (e["type"] == "article_view" and e["ts"] >= first_request[s])):
-            opens[s].append((e["ts"], e["slug"] or ""))
-    ticket_times: dict[str, list[float]] = defaultdict(list)
-    for t in tickets:
-        if t.get("session"):
-            ticket_times[t["session"]].append(t["ts"])
-
-    implicit: dict[str, tuple[float, str]] = {}
-    pending = 0
-    for s, seen in opens.items():
-        if s in explicit:
-            continue
-        first, last = seen[0][0], seen[-1][0]
-        if last + window > now:
-            pending += 1
-        elif not any(first <= t <= last + window for t in ticket_times.get(s, [])):
-            implicit[s] = seen[-1]
-
+    v = Verdicts(raw, events, feedback, tickets, settings, now)
     in_period = [t for t in tickets if lo <= t["ts"] < hi]
     users = {(t.get("email") or "").strip().lower() or t.get("session") or str(t["id"]) for t in in_period}
-    hc_sessions = set(first_request) | {e["session"] for e in events if e["session"]}
     engaged = {e["request_id"] for e in events if e["type"] in ENGAGED and e["request_id"]}
     engaged |= {f["request_id"] for f in feedback if f["request_id"]}
-    no_result = sum(1 for r in requests if not r["answered"])
-    no_click = sum(1 for r in requests if r["answered"] and r["id"] not in engaged)
-    with_request = len(first_request)
-    deflected = len(explicit) + len(implicit)
+    no_result = sum(1 for r in v.requests if not r.answered)
+    no_click = sum(1 for r in v.requests if r.answered and engaged.isdisjoint(r.ids))
+    with_request, deflected = len(v.first_request), len(v.explicit) + len(v.implicit)
+    hc_sessions = set(v.first_request) | {v.sessions.of(e["session"], e["ts"]) for e in events if e["session"]}
     figures = {
-        "requests": len(requests), "sessions_with_request": with_request,
-        "help_center_sessions": len(hc_sessions), "explicit_deflections": len(explicit),
-        "implicit_deflections": len(implicit), "pending_implicit": pending, "tickets": len(in_period),
+        "requests": len(v.requests), "sessions_with_request": with_request,
+        "help_center_sessions": len(hc_sessions), "explicit_deflections": len(v.explicit),
+        "implicit_deflections": len(v.implicit), "pending_implicit": v.pending, "tickets": len(in_period),
         "deflection_rate": round(deflected / with_request, 4) if with_request else None,
         "self_service_score": round(len(hc_sessions) / len(users), 2) if users else None,
         "unsuccessful_searches": no_result + no_click, "unsuccessful_no_result": no_result,
         "unsuccessful_no_click": no_click,
     }
-    daily = _daily(span, requests, explicit, implicit, in_period)
+    daily = _daily(span, v.requests, v.explicit, v.implicit, in_period)
     funnel = [("Help-center sessions", len(hc_sessions)), ("Sessions with a request", with_request),
-              ("Opened a suggestion", len(set(opens) | set(explicit))), ("Deflected", deflected),
-              ("Filed a ticket", len({t.get("session") or str(t["id"]) for t in in_period}))]
-    articles = _articles(events, feedback, explicit, implicit, opens, ticket_times)
-    defs = {k: v.format(w=settings.implicit_window_hours) for k, v in DEFINITIONS.items()}
-    return Stats(span, figures, daily, funnel, _top_requests(requests), articles, settings.implicit_window_hours, defs)
+              ("Opened a suggestion", len(set(v.opens) | set(v.explicit))), ("Deflected", deflected),
+              ("Filed a ticket", len({v.sessions.of(t.get("session") or "", t["ts"]) or str(t["id"]) for t in in_period}))]
+    defs = {k: text.format(w=settings.implicit_window_hours, m=settings.session_idle_minutes, s=f"{SETTLE_SECONDS:g}")
+            for k, text in DEFINITIONS.items()}
+    return Stats(span, figures, daily, funnel, _top_requests(v.requests), _articles(events, feedback, v),
+                 settings.implicit_window_hours, defs)
 
 
-def _daily(span: Period, requests: list[dict], explicit: dict, implicit: dict, tickets: list[dict]) -> list[dict]:
+class Verdicts:
+    """One verdict per help-center session with a settled request: a ticket, an explicit or an
+    implicit deflection, pending (its window is open), or none. A session with a ticket is never
+    a deflection; an implicit one also needs no ticket from the same visitor within the window."""
+
+    def __init__(self, raw: list[dict], events: list[dict], feedback: list[dict], tickets: list[dict],
+                 settings: Settings, now: float) -> None:
+        idle, window = settings.session_idle_minutes * 60.0, settings.implicit_window_hours * 3600
+        self.requests = settle(raw, explicit_ends(events, tickets), now=now, session_idle=idle)
+        self.sessions = Sessions([(r["session"] or "request:" + r["id"], r["ts"]) for r in raw]
+                                 + [(x["session"], x["ts"]) for x in (*events, *feedback, *tickets) if x.get("session")],
+                                 idle)
+        of = self.sessions.of
+        self.first_request: dict[str, float] = {}
+        for r in self.requests:
+            chain = of(r.session, r.started)
+            self.first_request[chain] = min(r.started, self.first_request.get(chain, r.started))
+        self.ticket_chains: dict[str, list[float]] = defaultdict(list)
+        by_visitor: dict[str, list[float]] = defaultdict(list)
+        for t in tickets:
+            if t.get("session"):
+                self.ticket_chains[of(t["session"], t["ts"])].append(t["ts"])
+                by_visitor[t["session"]].append(t["ts"])
+        self.helpful: dict[str, dict[str, float]] = defaultdict(dict)  # session -> slug -> when confirmed
+        self.explicit = self._explicit(events, feedback)
+        self.opens: dict[str, list[tuple[float, str]]] = defaultdict(list)
+        for e in events:
+            chain = of(e["session"], e["ts"])
+            if chain in self.first_request and (e["type"] in OPENS or (
+                    e["type"] == "article_view" and e["ts"] >= self.first_request[chain])):
+                self.opens[chain].append((e["ts"], e["slug"] or ""))
+        self.implicit: dict[str, tuple[float, str]] = {}
+        self.pending = 0
+        for chain, seen in self.opens.items():
+            if chain in self.explicit or chain in self.ticket_chains:
+                continue
+            first, last = seen[0][0], seen[-1][0]
+            if any(first <= t <= last + window for t in by_visitor.get(chain.rsplit("#", 1)[0], [])):
+                continue  # a ticket followed within the window: not deflected
+            if last + window > now:
+                self.pending += 1
+            else:
+                self.implicit[chain] = seen[-1]
+
+    def _explicit(self, events: list[dict], feedback: list[dict]) -> dict[str, tuple[float, str]]:
+        """Sessions where a suggestion was confirmed ("Yes, this solved it"), and no ticket was filed."""
+        of, out = self.sessions.of, {}
+        confirmed = [(f["session"] or f["request_session"] or ("request:" + f["request_id"] if f["request_id"] else ""),
+                      f["ts"], f["slug"] or "") for f in feedback if f["helpful"] and f["request_id"]]
+        confirmed += [(e["session"], e["ts"], e["slug"] or "") for e in events
+                      if e["type"] == "feedback" and json.loads(e["data"] or "{}").get("helpful") is True]
+        for session, ts, slug in sorted(confirmed, key=lambda c: c[1]):
+            chain = of(session, ts)
+            self.helpful[chain].setdefault(slug, ts)
+            if chain in self.first_request and chain not in self.ticket_chains:
+                out.setdefault(chain, (ts, slug))
+        return out
+
+
+def _daily(span: Period, requests: list[Settled], explicit: dict, implicit: dict, tickets: list[dict]) -> list[dict]:
     rows: dict[str, dict[str, Any]] = {d: {"day": d, "requests": 0, "deflections": 0, "tickets": 0} for d in span.days()}
-    for items, column in ((requests, "requests"), (tickets, "tickets")):
-        for item in items:
-            rows[_day(item["ts"])][column] += 1
+    for ts in [r.ts for r in requests]:
+        if _day(ts) in rows:
+            rows[_day(ts)]["requests"] += 1
+    for t in tickets:
+        rows[_day(t["ts"])]["tickets"] += 1
     for ts, _slug in list(explicit.values()) + list(implicit.values()):
         if _day(ts) in rows:
             rows[_day(ts)]["deflections"] += 1
     return list(rows.values())
 
 
-def _top_requests(requests: list[dict], limit: int = 20) -> list[dict]:
+def _top_requests(requests: list[Settled], limit: int = 20) -> list[dict]:
     counts: Counter[str] = Counter()
     answered: Counter[str] = Counter()
     for r in requests:
-        text = normalise(r["query"])
+        text = normalise(r.query)
         counts[text] += 1
-        answered[text] += 1 if r["answered"] else 0
+        answered[text] += 1 if r.answered else 0
     top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
     return [{"request": t, "count": n, "answered_share": round(answered[t] / n, 4)} for t, n in top]
 
 
-def _articles(events, feedback, explicit, implicit, opens, ticket_times) -> list[dict]:
+def _articles(events: list[dict], feedback: list[dict], v: Verdicts) -> list[dict]:
     rows: dict[str, dict] = {}
 
     def row(slug: str) -> dict:
         return rows.setdefault(slug, {"slug": slug, "views": 0, "yes": 0, "no": 0, "deflections": 0,
                                       "tickets_after_viewing": 0})
 
-    viewed: dict[str, dict[str, float]] = defaultdict(dict)  # slug -> session -> first view
+    viewed: dict[str, dict[str, float]] = defaultdict(dict)  # slug -> help-center session -> first view
     for e in events:
         if e["slug"] and e["type"] in ("article_view",) + OPENS:
             if e["type"] == "article_view":
                 row(e["slug"])["views"] += 1
             if e["session"]:
-                viewed[e["slug"]].setdefault(e["session"], e["ts"])
+                viewed[e["slug"]].setdefault(v.sessions.of(e["session"], e["ts"]), e["ts"])
     for f in feedback:
         if f["slug"]:
             row(f["slug"])["yes" if f["helpful"] else "no"] += 1
-    for _ts, slug in list(explicit.values()) + list(implicit.values()):
+    for _ts, slug in list(v.explicit.values()) + list(v.implicit.values()):
         if slug:
             row(slug)["deflections"] += 1
-    for slug, sessions in viewed.items():
-        after = sum(1 for s, ts in sessions.items() if any(t > ts for t in ticket_times.get(s, [])))
-        row(slug)["tickets_after_viewing"] = after
+    for slug, chains in viewed.items():
+        # Only a ticket of the same session, and never to an article confirmed as the solution before it.
+        row(slug)["tickets_after_viewing"] = sum(
+            1 for chain, ts in chains.items()
+            if any(t > ts and not v.helpful[chain].get(slug, t) < t for t in v.ticket_chains.get(chain, [])))
     return sorted(rows.values(), key=lambda r: (-r["views"], -r["deflections"], r["slug"]))
 
 
