@@ -9,6 +9,7 @@ import dataclasses
 import functools
 import ipaddress
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -22,6 +23,11 @@ from kb.urls import Urls
 
 class SettingsError(KbError):
     """A setting has an invalid value."""
+
+
+CONTACT_MODES = ("self-service", "neutral", "ask-first")
+# contact_only_after_query (a boolean, before the three modes): kb.toml files and KB_ variables still set it.
+LEGACY = {"contact_only_after_query": "contact_mode"}
 
 
 
@@ -54,7 +60,7 @@ class Settings:
     default_locale: str = _setting("en", "Locale used when a request names none.")
     locales: tuple[str, ...] = _setting(("en", "ru"), "Locales the help center serves (comma-separated).")
     cors_origins: tuple[str, ...] = _setting((), "Origins allowed to call the API from a browser (comma-separated); '*' allows any.")
-    contact_only_after_query: bool = _setting(True, "Widget offers the contact form only after one request has been typed.")
+    contact_mode: str = _setting("self-service", "When the widget and the portal offer contact (Help Scout's modes): self-service (only after one request; KB_CONTACT_ONLY_AFTER_QUERY=true), neutral (beside search from the start; =false) or ask-first (contact first, search beside it). A widget's contact-mode attribute overrides it for its page.")
     rate_suggest_per_minute: int = _setting(240, "Per-IP limit of suggest and search requests per minute (429 beyond).")
     rate_tickets_per_hour: int = _setting(20, "Per-IP limit of ticket submissions per hour (429 beyond).")
     rate_login_per_15min: int = _setting(10, "Failed logins allowed per IP and account in 15 minutes.")
@@ -93,10 +99,10 @@ class Settings:
             except tomllib.TOMLDecodeError as exc:
                 raise SettingsError(f"{path}: {exc}") from exc
         known = {f.name: f for f in fields(cls)}
-        for name in known:
-            key = "KB_" + name.upper()
-            if key in environ:
-                values[name] = environ[key]
+        _upgrade(values, str(path))
+        from_env = {name: environ["KB_" + name.upper()] for name in [*known, *LEGACY] if "KB_" + name.upper() in environ}
+        _upgrade(from_env, "KB_CONTACT_ONLY_AFTER_QUERY")
+        values.update(from_env)
         unknown = set(values) - set(known)
         if unknown:
             raise SettingsError(f"unknown setting(s): {', '.join(sorted(unknown))}")
@@ -122,6 +128,10 @@ class Settings:
             problems.append(f"default_locale {self.default_locale!r} is not one of locales ({', '.join(self.locales)})")
         if self.gap_min_misses < 2:
             problems.append(f"gap_min_misses must be at least 2, not {self.gap_min_misses}")
+        if self.contact_mode not in CONTACT_MODES:
+            problems.append(f"contact_mode must be one of {', '.join(CONTACT_MODES)}, not {self.contact_mode!r}")
+        if self.session_idle_minutes < 1:
+            problems.append(f"session_idle_minutes must be at least 1, not {self.session_idle_minutes}")
         if not 0.0 < self.gap_similarity < 1.0:
             problems.append(f"gap_similarity must be between 0 and 1, not {self.gap_similarity}")
         for entry in self.trusted_proxies:
@@ -149,16 +159,35 @@ class Settings:
         return self.data / "index"
 
 
+def _upgrade(values: dict[str, Any], where: str) -> None:
+    """Turn contact_only_after_query into its mode (true: self-service, false: neutral); a
+    contact_mode from the same source wins. Help Scout's spellings (SELF_SERVICE, askFirst) work too."""
+    if "contact_only_after_query" in values:
+        legacy = values.pop("contact_only_after_query")
+        try:
+            only_after = _boolean(legacy)
+        except ValueError:
+            raise SettingsError(f"{where}: contact_only_after_query must be true or false, not {legacy!r}") from None
+        values.setdefault("contact_mode", "self-service" if only_after else "neutral")
+    if isinstance(values.get("contact_mode"), str):
+        mode = re.sub(r"(?<=[a-z])(?=[A-Z])", "-", values["contact_mode"].strip()).lower().replace("_", "-")
+        values["contact_mode"] = {"selfservice": "self-service", "askfirst": "ask-first"}.get(mode, mode)
+
+
+def _boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text not in {"1", "0", "true", "false", "yes", "no", "on", "off"}:
+        raise ValueError(f"expected true or false, got {value!r}")
+    return text in {"1", "true", "yes", "on"}
+
+
 def _coerce(f: dataclasses.Field, value: Any) -> Any:
     kind = type(f.default) if f.default is not dataclasses.MISSING else str
     try:
         if kind is bool:
-            if isinstance(value, bool):
-                return value
-            text = str(value).strip().lower()
-            if text not in {"1", "0", "true", "false", "yes", "no", "on", "off"}:
-                raise ValueError(f"expected true or false, got {value!r}")
-            return text in {"1", "true", "yes", "on"}
+            return _boolean(value)
         if kind is tuple:
             if isinstance(value, (list, tuple)):
                 return tuple(str(v).strip() for v in value if str(v).strip())

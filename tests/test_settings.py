@@ -49,8 +49,10 @@ def test_defaults_need_no_environment(tmp_path):
         ({"KB_SECURE_COOKIES": "yes"}, "secure_cookies", True),
         ({"KB_SECURE_COOKIES": "TRUE"}, "secure_cookies", True),
         ({"KB_SECURE_COOKIES": "1"}, "secure_cookies", True),
-        ({"KB_CONTACT_ONLY_AFTER_QUERY": "off"}, "contact_only_after_query", False),
-        ({"KB_CONTACT_ONLY_AFTER_QUERY": "0"}, "contact_only_after_query", False),
+        ({"KB_CONTACT_ONLY_AFTER_QUERY": "off"}, "contact_mode", "neutral"),  # before the three modes
+        ({"KB_CONTACT_ONLY_AFTER_QUERY": "1"}, "contact_mode", "self-service"),
+        ({"KB_CONTACT_MODE": "ASK_FIRST"}, "contact_mode", "ask-first"),  # Help Scout's spelling
+        ({"KB_CONTACT_MODE": "askFirst"}, "contact_mode", "ask-first"),
         ({"KB_PORT": "9001"}, "port", 9001),
         ({"KB_SUGGEST_LIMIT": " 5 "}, "suggest_limit", 5),
         ({"KB_INDEX_POLL_SECONDS": "0.5"}, "index_poll_seconds", 0.5),
@@ -78,6 +80,16 @@ def test_toml_then_environment_then_overrides(tmp_path):
     assert load(tmp_path, {}, toml, port=None).port == 7000  # None means "not given" (CLI options)
 
 
+def test_a_kb_toml_from_before_the_contact_modes_keeps_working(tmp_path):
+    assert load(tmp_path, toml="contact_only_after_query = true\n").contact_mode == "self-service"
+    assert load(tmp_path, toml="contact_only_after_query = false\n").contact_mode == "neutral"
+    # the new key beside the old one in the same file wins; the environment wins over the file, either spelling
+    both = 'contact_only_after_query = false\ncontact_mode = "ask-first"\n'
+    assert load(tmp_path, toml=both).contact_mode == "ask-first"
+    assert load(tmp_path, {"KB_CONTACT_ONLY_AFTER_QUERY": "true"}, both).contact_mode == "self-service"
+    assert load(tmp_path, {"KB_CONTACT_MODE": "neutral"}, "contact_only_after_query = true\n").contact_mode == "neutral"
+
+
 def test_kb_config_variable_points_at_the_file(tmp_path):
     other = tmp_path / "elsewhere.toml"
     other.write_text("port = 8123\n")
@@ -95,6 +107,9 @@ def test_kb_config_variable_points_at_the_file(tmp_path):
         ({"KB_PORT": "70000"}, "port"),
         ({"KB_PORT": "-1"}, "port"),
         ({"KB_BACKEND": "tensorflow"}, "backend"),
+        ({"KB_CONTACT_MODE": "email-only"}, "contact_mode"),
+        ({"KB_CONTACT_ONLY_AFTER_QUERY": "sometimes"}, "contact_only_after_query"),
+        ({"KB_SESSION_IDLE_MINUTES": "0"}, "session_idle_minutes"),
     ],
 )
 def test_invalid_values_name_the_setting(tmp_path, env, name):

@@ -263,7 +263,7 @@ def dashboard(state: State, owner: StaffDep, since: Query = None, until: Query =
     period = {"since": result.period.start.isoformat(), "until": result.period.end.isoformat()}
     unit, periods = charts.per_period(result.daily)  # as daily.svg draws them
     return _page("dashboard", owner, s=result.as_dict(), period=period, tables=list(stats.tables(result)),
-                 labels=stats.LABELS, unit=unit, periods=periods)
+                 labels=stats.LABELS, unit=unit, periods=periods, refused=_refused(state))
 
 
 @get("/dashboard/export/{name:str}", sync_to_thread=True)
@@ -295,6 +295,19 @@ def api_stats(state: State, owner: StaffDep, since: Query = None, until: Query =
     return Response(_stats(state, since, until).as_dict(), headers={"Cache-Control": "no-store"})
 
 
+def _refused(state: State) -> dict[str, Any]:
+    """Origins the API refused in this process (kb/web/edge.py RefusedOrigins)."""
+    refused = state["refused_origins"]
+    return {"origins": [{**vars(r), "first": iso(r.first), "last": iso(r.last)} for r in refused.items()],
+            "others": refused.others, "process_started": iso(refused.started)}
+
+
+@get("/origins", sync_to_thread=False, responses=PROBLEMS, cache_control=None)
+def api_origins(state: State, owner: StaffDep) -> Response:
+    """Origins the API refused since this server process started: add them to KB_CORS_ORIGINS."""
+    return Response(_refused(state), headers={"Cache-Control": "no-store"})
+
+
 @get("/gaps", sync_to_thread=True, responses=PROBLEMS, cache_control=None)
 def api_gaps(state: State, staff: StaffDep, locale: Query = None, status: Query = None) -> Response:
     """The gap board as JSON, ranked by impact."""
@@ -309,7 +322,7 @@ PAGES = [login_form, login, logout, home, gap_board, gap_refresh, gap_detail, ga
 ROUTES = [
     Router(path="/admin", include_in_schema=False, route_handlers=PAGES, dependencies=_DEPS,
            exception_handlers={AuthError: to_login}),
-    Router(path="/api/v1/admin", route_handlers=[api_stats, api_gaps], dependencies=_DEPS),
+    Router(path="/api/v1/admin", route_handlers=[api_stats, api_gaps, api_origins], dependencies=_DEPS),
 ]
 
 __all__ = ["ROUTES", "csv_text"]

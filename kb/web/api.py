@@ -1,4 +1,4 @@
-"""The versioned JSON API under /api/v1: suggest, articles, feedback, events, health."""
+"""The versioned JSON API under /api/v1: suggest, articles, feedback, events, widget config, health."""
 
 from __future__ import annotations
 
@@ -14,9 +14,11 @@ from litestar.params import FromPath, JSONBody, Parameter
 from litestar.response import Redirect
 
 from kb.content.articles import SLUG, Article, render
+from kb.insight.settle import SETTLE_SECONDS
 from kb.serving.desk import Desk, Suggestions
 from kb.errors import NotFoundError
 from kb.storage.database import COMMENT_CHARS, record_event, record_feedback
+from kb.tickets.intake import FIELD_CHARS
 from kb.urls import Urls
 from kb.web.client import client_ip, new_session, session_id
 
@@ -236,6 +238,23 @@ def issue_session(state: State, data: JSONBody[SessionIn]) -> Response[SessionOu
     return Response(body, headers={"Cache-Control": "no-store"})
 
 
+class WidgetConfig(msgspec.Struct):
+    """What the widget takes from the server, so that it and the server never disagree."""
+
+    contact_mode: str  # self-service | neutral | ask-first (KB_CONTACT_MODE); a page's attribute wins
+    settle_ms: int  # idle time after which a typed request has settled (kb/insight/settle.py)
+    limits: dict[str, int]  # longest value of: query, name, email, subject, body, comment
+
+
+@get("/widget/config", responses=PROBLEMS, sync_to_thread=False, cache_control=None)
+def widget_config(state: State) -> Response[WidgetConfig]:
+    """When to offer contact, when a typed request has settled, and the field length limits."""
+    settings = state["settings"]
+    body = WidgetConfig(settings.contact_mode, round(SETTLE_SECONDS * 1000),
+                        {"query": settings.max_query_chars, "comment": COMMENT_CHARS, **FIELD_CHARS})
+    return Response(body, headers={"Cache-Control": "public, max-age=300"})
+
+
 class Health(msgspec.Struct):
     status: str
     index_loaded: bool
@@ -254,6 +273,6 @@ def healthz(state: State) -> Response[Health]:
 
 
 ROUTES = [Router(path="/api/v1", route_handlers=[suggest, list_articles, get_article, feedback, events, issue_session,
-                                                        healthz])]
+                                                        widget_config, healthz])]
 
 __all__ = ["ROUTES", "asdict"]

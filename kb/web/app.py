@@ -28,7 +28,7 @@ from kb.storage.startup import open_database
 from kb.storage.limits import RateLimiter
 from kb.tickets.intake import FIELD_CHARS
 from kb.web import background, routes
-from kb.web.edge import KbRequest, api_guard, guard, problem
+from kb.web.edge import KbRequest, RefusedOrigins, api_guard, guard, problem
 from kb.web.pages import error_page
 
 log = logging.getLogger("kb")
@@ -163,17 +163,18 @@ def create_app(
         max_age=3600,
     ) if settings.cors_origins else None
     handlers = list(routes.handlers())
+    refused = RefusedOrigins()
     app = Litestar(
         route_handlers=handlers,
         lifespan=[_lifespan(settings, services, background_work)],
         exception_handlers={Exception: handle_error},
         cors_config=cors,
-        middleware=[api_guard(settings.cors_origins)],
+        middleware=[api_guard(settings.cors_origins, refused)],
         request_class=KbRequest,
         template_config=TemplateConfig(directory=HERE / "templates", engine=JinjaTemplateEngine,
                                        engine_callback=lambda engine: _template_globals(engine, settings)),
         openapi_config=OpenAPIConfig(title="kb help center API", version="1.0.0", path="/schema"),
-        state=State({"settings": settings}),
+        state=State({"settings": settings, "refused_origins": refused}),
         request_max_body_size=256 * 1024,
         logging_config=None,  # kb.logs configures logging once for the whole process
         debug=False,

@@ -4,15 +4,19 @@
   preflights too): a Host outside the allow-list (DNS rebinding) gets 400, a path holding
   control characters 404, before anything else runs; every response gets `nosniff`, HTML pages the
   CSP and friends, and staff responses `Cache-Control: no-store`.
-- `api_guard`: cross-origin API calls from origins outside the allow-list (403), and API bodies
-  that are not JSON (415).
+- `api_guard`: cross-origin API calls from origins outside the allow-list (403, each origin
+  logged once and listed for owners by `RefusedOrigins`), and API bodies that are not JSON (415).
 - `KbRequest`: JSON bodies that are not UTF-8 or nest deeper than MAX_JSON_DEPTH are a 400
   before they are decoded (msgspec raises UnicodeDecodeError and RecursionError on them).
 """
 
 from __future__ import annotations
 
+import logging
 import re
+import threading
+import time
+from dataclasses import dataclass
 from typing import Any, Callable, cast
 
 import numpy as np
@@ -21,6 +25,8 @@ from litestar.exceptions import ClientException
 from litestar.types import ASGIApp, Empty, HTTPScope, Message, Receive, Scope, Send
 
 from kb.settings import Settings
+
+log = logging.getLogger("kb.web.edge")
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -36,6 +42,7 @@ LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
 # Deep enough for any body kb accepts (the widget's events nest four levels), far below the
 # interpreter's recursion limit that msgspec, json.dumps and the transcript reader all run into.
 MAX_JSON_DEPTH = 20
+REFUSED_LIMIT = 100  # distinct refused origins remembered; more are only counted
 _STRINGS = re.compile(rb'"(?:[^"\\]++|\\.)*+"')
 _STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
@@ -130,9 +137,57 @@ def _headers(path: str, send: Send) -> Send:
 # -- the API --------------------------------------------------------------------------------------
 
 
-def api_guard(allowed: tuple[str, ...]) -> Callable[[ASGIApp], ASGIApp]:
-    """Refuse cross-origin API calls from origins outside the allow-list (403), and API bodies
-    that are not JSON (415)."""
+@dataclass
+class Refusal:
+    """One refused origin: how often and when."""
+
+    origin: str
+    count: int
+    first: float
+    last: float
+
+
+class RefusedOrigins:
+    """Thread-safe record of the origins the API refused, kept in memory by each server process.
+
+    A page whose origin is missing from KB_CORS_ORIGINS shows its visitors only "The help desk is
+    unreachable", so the operator needs to hear about it. The Origin header is whatever the caller
+    sends: the list is bounded and every origin is logged with repr(), so no control character
+    reaches the log.
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[str, Refusal] = {}
+        self._lock = threading.Lock()
+        self.started = time.time()
+        self.others = 0  # refusals of origins beyond REFUSED_LIMIT
+
+    def note(self, origin: str) -> None:
+        """Count a refusal; the first of each origin is logged as a warning."""
+        origin, now = origin[:200], time.time()
+        with self._lock:
+            seen = self._seen.get(origin)
+            if seen is not None:
+                seen.count += 1
+                seen.last = now
+                return
+            if len(self._seen) >= REFUSED_LIMIT:
+                self.others += 1
+                return
+            self._seen[origin] = Refusal(origin, 1, now, now)
+        log.warning("refused API calls from origin %r: add it to KB_CORS_ORIGINS (comma-separated) to let its"
+                    " pages use the widget and the API; owners see every refused origin at /api/v1/admin/origins",
+                    origin)
+
+    def items(self) -> list[Refusal]:
+        """Refused origins, most recent first."""
+        with self._lock:
+            return sorted((Refusal(**vars(r)) for r in self._seen.values()), key=lambda r: -r.last)
+
+
+def api_guard(allowed: tuple[str, ...], refused: RefusedOrigins) -> Callable[[ASGIApp], ASGIApp]:
+    """Refuse cross-origin API calls from origins outside the allow-list (403, noted in `refused`),
+    and API bodies that are not JSON (415)."""
 
     def factory(app: ASGIApp) -> ASGIApp:
         async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
@@ -142,6 +197,7 @@ def api_guard(allowed: tuple[str, ...]) -> Callable[[ASGIApp], ASGIApp]:
                 host = headers.get(b"host", b"").decode("latin-1")
                 same = origin.split("://", 1)[-1] == host
                 if origin and not same and "*" not in allowed and origin not in allowed:
+                    refused.note(origin)
                     response = problem(403, "Forbidden", f"Origin {origin} is not allowed to use this API.")
                     await response.to_asgi_response(None, None)(scope, receive, send)  # type: ignore[arg-type]
                     return
@@ -178,4 +234,4 @@ class KbRequest(Request):
         return await super().json()
 
 
-__all__ = ["KbRequest", "api_guard", "allowed_hosts", "check_json", "guard", "problem"]
+__all__ = ["KbRequest", "Refusal", "RefusedOrigins", "api_guard", "allowed_hosts", "check_json", "guard", "problem"]
