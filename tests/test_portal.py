@@ -243,7 +243,16 @@ def test_search_shows_highlighted_results_and_records_the_request(client):
     assert (row["kind"], row["source"], row["session"], row["query"]) == ("search", "portal", session_cookie(client), "vpn error 809")
     assert first["r"] == [row["id"]] and first["slug"][0] == json.loads(row["results"])[0]["slug"]
     assert "No article answers this" not in html
-    assert re.search(r"\d+% match", html)
+    # the order is the ranking: one label, on the top answered result, and no percentage under any row
+    assert html.count("Best match") == 1 and not re.search(r"\d+\s*%", html)
+    first = html.index('<li class="result"')
+    second = html.find('<li class="result"', first + 1)
+    assert first < html.index("Best match") < (second if second > 0 else len(html))
+
+
+def test_no_result_reads_zero_percent_under_a_relevant_one(client):
+    html = page(client, "/search?q=vpn+keeps+dropping").text
+    assert "0% match" not in html and html.count('class="best"') <= 1
 
 
 def test_search_without_an_answer_is_honest_and_leads_to_contact(client):

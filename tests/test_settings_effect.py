@@ -17,8 +17,7 @@ from kb.settings import Settings
 from kb.storage import schema
 
 ROOT = Path(__file__).resolve().parents[1]
-# Wired by issue 15 (the widget's contact mode and the help-center session): nothing reads them yet.
-NOT_WIRED_YET = {"contact_only_after_query", "session_idle_minutes"}
+NOT_WIRED_YET: set[str] = set()
 
 
 def test_every_setting_is_read_by_code():
@@ -192,3 +191,28 @@ def test_locales_limit_the_languages_served(settings, desk_db):
     assert desk.suggest("забыл пароль", locale="ru", record=False).locale == "ru"
     desk.settings = settings.replace(locales=("en",), default_locale="en")
     assert desk.suggest("забыл пароль", locale="ru", record=False).locale == "en"
+
+
+def test_contact_mode_decides_when_the_widget_and_the_portal_offer_contact(settings, services):
+    from litestar.testing import TestClient
+
+    from kb.web.app import create_app
+
+    seen = {}
+    for mode in ("self-service", "neutral", "ask-first"):
+        chosen = settings.replace(contact_mode=mode)
+        services["settings"] = chosen
+        with TestClient(create_app(chosen, services=services)) as client:
+            config = client.get("/api/v1/widget/config").json()
+            home = client.get("/", headers={"accept": "text/html"}).text
+        seen[mode] = (config["contact_mode"], "contact-cta" in home, "contact-first" in home)
+    assert seen == {"self-service": ("self-service", False, False), "neutral": ("neutral", True, False),
+                    "ask-first": ("ask-first", False, True)}
+
+
+def test_session_idle_minutes_decides_where_a_help_center_session_ends():
+    from kb.insight.settle import Sessions
+
+    activity = [("s", 0.0), ("s", 40 * 60.0)]  # forty idle minutes
+    assert len(Sessions(activity, Settings.load(environ={}).session_idle_minutes * 60).all()) == 2
+    assert len(Sessions(activity, Settings.load(environ={}, session_idle_minutes=60).session_idle_minutes * 60).all()) == 1

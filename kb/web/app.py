@@ -142,6 +142,7 @@ _TITLES = {400: "Bad request", 401: "Login required", 403: "Forbidden", 404: "No
 def _template_globals(engine: JinjaTemplateEngine, settings: Settings) -> None:
     """What every template may use: `urls` builds every link (kb/urls.py)."""
     engine.engine.globals["urls"] = settings.urls
+    engine.engine.globals["contact_mode"] = settings.contact_mode
     engine.engine.globals["limits"] = {"query": settings.max_query_chars, "comment": COMMENT_CHARS, **FIELD_CHARS}
     # HTML pattern attributes: the same expressions the server validates with, without anchors.
     engine.engine.globals["formats"] = {"slug": SLUG.pattern.strip("^$"), "locale": LOCALE.pattern.strip("^$")}
