@@ -14,7 +14,10 @@
     NONCE = ME ? ME.nonce || ME.getAttribute('nonce') || ME.dataset.nonce || '' : '';
   } catch (e) { /* keep the page origin */ }
 
-  const KEY = 'kb-session', DEBOUNCE = 250;
+  const KEY = 'kb-session', DEBOUNCE = 250, MODES = ['self-service', 'neutral', 'ask-first'];
+  // The server's defaults, used until GET /api/v1/widget/config answers (or if it cannot).
+  const DEFAULTS = {contact_mode: MODES[0], settle_ms: 1500, limits: {query: 500, name: 200, email: 254, subject: 200, body: 20000}};
+  const CONFIGS = {}; // api origin -> promise of its config: one request per page and server
   const I18N = {
     en: {
       help: 'Help', title: 'How can we help?', label: 'Describe your problem',
@@ -130,7 +133,7 @@
 
   class KbWidget extends HTMLElement {
     static get observedAttributes() {
-      return ['open', 'locale', 'placeholder', 'mode', 'categories', 'contact-only-after-query'];
+      return ['open', 'locale', 'placeholder', 'mode', 'categories', 'contact-mode', 'contact-only-after-query'];
     }
 
     connectedCallback() {
@@ -178,7 +181,7 @@
         this._build();
         this.$('q').value = txt(text);
         this.open();
-        this._schedule();
+        this._typed();
       });
     }
 
@@ -266,7 +269,7 @@
             row('name', 'input', {autocomplete: 'name', required: ''}),
             row('email', 'input', {type: 'email', autocomplete: 'email', required: ''}),
             row('subject', 'input', {required: ''}),
-            row('body', 'textarea', {rows: '5', maxlength: '20000', required: ''}),
+            row('body', 'textarea', {rows: '5', required: ''}),
             cats.length ? row('category', 'select') : '',
             // Honeypot: people never see or reach it, bots fill it in.
             h('div', {class: 'v', 'aria-hidden': 'true'}, [
@@ -282,25 +285,46 @@
       root.append(this._r);
       this._items = [];
       this._a = -1;
-      this._last = '';
+      this._sent = this._shown = this._settled = this._formBy = '';
       const on = (id, type, fn) => {
         const el = id ? this.$(id) : this._r;
         if (el) el.addEventListener(type, e => this._try(() => fn.call(this, e)));
       };
       on('', 'keydown', this._key);
-      on('q', 'input', this._schedule);
-      on('sf', 'submit', e => { e.preventDefault(); this._settle(); });
+      on('q', 'input', this._typed);
+      // IME: nothing is asked or settled while a word is being composed; its end counts as typing.
+      on('q', 'compositionstart', () => { this._composing = true; });
+      on('q', 'compositionend', () => { this._composing = false; this._typed(); });
+      // Leaving the field settles the request, but not switching to another window and back.
+      on('q', 'blur', () => D.hasFocus() && this._settle('blur'));
+      on('sf', 'submit', e => { e.preventDefault(); this._settle('enter'); });
       on('lb', 'mousedown', e => e.preventDefault()); // keep focus in the combobox
       on('lb', 'click', e => { const li = e.target.closest('li'); if (li) this._pick(+li.dataset.i); });
       on('yes', 'click', () => this._feedback(true));
       on('no', 'click', () => this._feedback(false));
-      on('ct', 'click', () => this._form(true));
+      on('ct', 'click', () => this._form(true, 'contact'));
       on('tf', 'submit', this._submit);
       on('lbtn', 'click', () => this.hasAttribute('open') ? this.close() : this.open());
       on('x', 'click', () => { this.close(); this.$('lbtn').focus(); });
       this._tr();
       this._sync();
+      this._configure();
     }
+
+    // The server owns the contact mode, the settle time and the field limits (kb/insight/settle.py).
+    _configure() {
+      const origin = this.apiOrigin;
+      CONFIGS[origin] = CONFIGS[origin] || fetch(origin + '/api/v1/widget/config')
+        .then(r => r.ok ? r.json() : {}).catch(() => ({}));
+      CONFIGS[origin].then(c => this._try(() => {
+        this._config = Object.assign({}, DEFAULTS, c && typeof c === 'object' ? c : {});
+        const limits = this._cfg().limits;
+        ['name', 'email', 'subject', 'body'].forEach(n => { if (limits[n] > 0) this.$('f-' + n).maxLength = limits[n]; });
+        this._contact();
+      }));
+    }
+
+    _cfg() { return this._config || DEFAULTS; }
 
     _tr() {
       const T = this._T(), all = s => this.shadowRoot.querySelectorAll(s);
@@ -328,8 +352,9 @@
           return this._active(k === 'ArrowDown' ? (a + 1) % n : (a <= 0 ? n : a) - 1);
         }
         if (k === 'Enter') {
+          if (e.isComposing || this._composing) return; // this Enter commits the composed word
           e.preventDefault();
-          return !lb.hidden && a >= 0 ? this._pick(a) : this._settle();
+          return !lb.hidden && a >= 0 ? this._pick(a) : this._settle('enter');
         }
         if (k === 'Escape' && !lb.hidden) { e.preventDefault(); return this._list(false); }
       }
@@ -340,59 +365,94 @@
       }
     }
 
-    _schedule() {
-      clearTimeout(this._t);
-      this._t = setTimeout(() => this._try(this._settle), DEBOUNCE);
+    _text() { return this.$('q').value.trim(); }
+
+    // Every change of the text. Suggestions follow the typing (debounced); the request settles only
+    // after settle_ms without typing, on Enter or on leaving the field, never mid-composition.
+    _typed() {
+      if (this._composing) return;
+      clearTimeout(this._debounce);
+      clearTimeout(this._idle);
+      this._settled = '';
+      this._debounce = setTimeout(() => this._try(this._fetch), DEBOUNCE);
+      this._idle = setTimeout(() => this._try(() => this._settle('idle')), this._cfg().settle_ms);
+      // What was said about the previous text no longer holds; a form the person opened follows the text.
+      this.$('msg').hidden = true;
+      if (this._formBy === 'miss') this._hideForm();
+      if (!this.$('tf').hidden) this._prefill();
+      if (!this._items.length) this.$('st').textContent = '';
     }
 
-    // The user paused: record the settled text and fetch suggestions, cancelling stale ones.
-    _settle() {
-      clearTimeout(this._t);
-      const text = this.$('q').value.trim();
-      if (text === this._last) return;
-      this._last = text;
+    // Ask for suggestions for the current text, cancelling a request still in flight.
+    _fetch() {
+      clearTimeout(this._debounce);
+      const text = this._text();
+      if (text === this._sent) return;
+      this._sent = text;
       if (this._ac) this._ac.abort();
       this._ac = null;
-      if (text.length < 2) return this._show(null);
-      this._asked = true;
-      this._contact();
-      this._track('request_settled', {text});
-      if (!this.$('tf').hidden) this._prefill();
+      if (text.length < 2) return this._show(null, text);
+      // The API refuses longer texts: a miss, so the whole text goes into the form.
+      if (text.length > this._cfg().limits.query) return this._show({answered: false, query: text}, text);
       const ac = this._ac = new AbortController();
       this._sid().then(session => fetch(this.apiOrigin + '/api/v1/suggest?' + new URLSearchParams({
         q: text, limit: this.limit, locale: this._lang(), session
       }), {signal: ac.signal}))
         .then(r => { if (!r.ok) throw {status: r.status, message: 'suggest ' + r.status}; return r.json(); })
-        .then(d => this._ac === ac && this._try(() => this._show(d)), e => {
+        .then(d => this._ac === ac && this._try(() => this._show(d, text)), e => {
           if (this._ac !== ac) return; // aborted or superseded
           const s = e && e.status;
           // 400/422: the API refuses the query (too long); treat it as unanswered.
-          if (s === 400 || s === 422) return this._try(() => this._show({answered: false}));
-          this._last = ''; // so that Enter retries
+          if (s === 400 || s === 422) return this._try(() => this._show({answered: false, query: text}, text));
+          this._sent = ''; // so that Enter retries
           this._fail(e, 'suggest', s);
         });
     }
 
-    _show(d) {
+    // An answer for `text`: confident suggestions show at once, "no match" waits for the settle.
+    _show(d, text) {
       const T = this._T(), items = d && d.answered && Array.isArray(d.suggestions) ? d.suggestions.slice(0, this.limit) : [];
       const n = items.length;
       this._items = items;
+      this._shown = text;
       this._rid = d && d.request_id || '';
       this.$('lb').replaceChildren(...items.map((s, i) => this._option(s, i)));
-      this.$('an').hidden = this.$('msg').hidden = true;
+      this.$('an').hidden = true;
       clearTimeout(this._ft);
-      this._contact();
       this._list(n);
-      this.$('st').textContent = d ? n ? n === 1 ? T.one : T.n.replace('{n}', n) : T.none : '';
-      if (!d) return;
-      if (n) {
+      this.$('st').textContent = n ? n === 1 ? T.one : T.n.replace('{n}', n) : '';
+      if (n && this._formBy === 'miss') this._hideForm(); // never the form under confident suggestions
+      this._contact();
+      if (d) this._emit('kb-suggestions', {request_id: this._rid, query: d.query || text, answered: !!d.answered, suggestions: items});
+      if (this._settled === text) this._conclude();
+    }
+
+    // The person is done with this request: `by` is idle, enter, blur, open, contact or no.
+    _settle(by) {
+      const text = this._text();
+      if (this._composing || text.length < 2) return;
+      clearTimeout(this._idle);
+      // Once per text; an Enter after a pause is still worth telling the server (it ends the request).
+      if (this._settled === text && (by !== 'enter' || this._settledBy === 'enter')) return;
+      this._settled = text;
+      this._settledBy = by;
+      if (this._shown === text) this._conclude(); else this._fetch(); // _show concludes on arrival
+    }
+
+    _conclude() {
+      const first = this._concluded !== this._settled, items = this._items;
+      this._concluded = this._settled;
+      this._asked = true;
+      this._track('request_settled', {request_id: this._rid, text: this._settled, by: this._settledBy});
+      if (first && items.length) {
         this._track('suggestions_shown', {request_id: this._rid, items: items.map(s => ({slug: s.slug, confidence: s.confidence}))});
-      } else {
-        // An honest "no match": no weak results, and the form straight away.
+      } else if (first) {
+        // An honest "no match": no weak results, and the form, without taking the focus.
+        this.$('st').textContent = this._T().none;
         this._say('noMatch');
-        this._form(false);
+        this._form(false, 'miss');
       }
-      this._emit('kb-suggestions', {request_id: this._rid, query: d.query, answered: !!d.answered, suggestions: items});
+      this._contact();
     }
 
     _option(s, i) {
@@ -422,6 +482,9 @@
       const s = this._items[i], a = this.$('al'), ap = this.$('ap');
       if (!s) return;
       const u = abs(s.url, this.apiOrigin);
+      if (this._shown === this._text()) this._settle('open');
+      clearTimeout(this._idle);
+      clearTimeout(this._debounce);
       this._list(false);
       this._open = {s, rid: this._rid};
       this.$('at').textContent = txt(s.title);
@@ -446,7 +509,7 @@
       this._emit('kb-feedback', d);
       this.$('fb').hidden = true;
       this._contact();
-      if (!helpful) return this._form(true);
+      if (!helpful) return this._form(true, 'no');
       this.$('ty').hidden = false;
       this.$('ty').focus();
     }
@@ -458,11 +521,17 @@
       m.hidden = false;
     }
 
+    // Where and whether to offer contact: the contact mode (self-service: after one request;
+    // neutral: from the start; ask-first: from the start, above the search). Never next to the
+    // form, nor next to "Did this solve it?", which offers it.
     _contact() {
-      const c = this.$('ct');
+      const c = this.$('ct'), mode = this.contactMode, first = mode === 'ask-first';
+      if (!c) return;
       c.textContent = this._T()[this._asked ? 'still' : 'contact'];
-      // Not next to the form, nor next to "Did this solve it?", which offers it.
-      c.hidden = !this.$('tf').hidden || !this.$('an').hidden && !this.$('fb').hidden || !this._asked && this.contactOnlyAfterQuery;
+      c.className = first ? 'pri' : 'lk';
+      if (first && c.nextElementSibling !== this.$('sf')) this.$('sf').before(c);
+      if (!first && c.previousElementSibling !== this.$('msg')) this.$('msg').after(c);
+      c.hidden = !this.$('tf').hidden || !this.$('an').hidden && !this.$('fb').hidden || !this._asked && mode === 'self-service';
     }
 
     // A field is (re)filled only while it still holds what we put there.
@@ -479,12 +548,14 @@
       this._fill('body', t);
     }
 
-    _form(focus) {
+    // `by`: miss (a settled request nothing answered), contact or no (the person asked for it).
+    _form(focus, by) {
       const tf = this.$('tf');
+      if (tf.hidden || by !== 'miss') this._formBy = by;
       if (tf.hidden) {
         tf.hidden = false;
         this.$('dn').hidden = true;
-        this._track('ticket_started', {});
+        this._track('ticket_started', {request_id: this._rid, text: this._text(), by});
       }
       this._prefill();
       this._contact();
@@ -525,9 +596,14 @@
       this._emit('kb-error', {source: 'ticket', status, message: txt(j && j.detail)});
     }
 
+    _hideForm() {
+      this.$('tf').hidden = true;
+      this._formBy = '';
+    }
+
     _created(t) {
       const id = txt(t && t.id), dn = this.$('dn');
-      this.$('tf').hidden = true;
+      this._hideForm();
       this.$('f-subject').value = this.$('f-body').value = '';
       dn.textContent = this._T().done.replace('{id}', id);
       dn.hidden = false;
@@ -585,7 +661,12 @@
     mode: v => v === 'launcher' ? v : 'inline',
     limit: v => Math.min(3, Math.max(1, parseInt(v, 10) || 3)),
     feedbackDelay: v => v != null && v !== '' && +v >= 0 ? +v : 4000,
-    contactOnlyAfterQuery: v => v !== 'false'
+    // The page's attribute wins over the server's KB_CONTACT_MODE; contact-only-after-query is the older name.
+    contactMode(v) {
+      const old = this.getAttribute('contact-only-after-query');
+      return MODES.indexOf(v) >= 0 ? v : old != null ? MODES[old === 'false' ? 1 : 0] : this._cfg().contact_mode;
+    },
+    contactOnlyAfterQuery() { return this.contactMode === MODES[0]; }
   };
   Object.keys(PROPS).forEach(p => {
     const a = kebab(p), f = PROPS[p];
