@@ -136,7 +136,9 @@ def test_suggestions_then_yes_records_an_explicit_deflection(page, demo_server, 
     assert rows[0]["request_id"]
     needed = {"session_start", "request_settled", "suggestions_shown", "suggestion_opened", "feedback"}
     events = wait_until(lambda: (lambda f: f if needed <= set(f) else None)(funnel(db, sid)), 10, "funnel events")
-    assert events["request_settled"][-1]["data"] == {"text": OUTLOOK}
+    settled = events["request_settled"][-1]["data"]
+    assert (settled["text"], settled["request_id"]) == (OUTLOOK, rows[0]["request_id"])
+    assert settled["by"] in ("idle", "open"), settled  # a pause, or the click on the suggestion
     shown = events["suggestions_shown"][-1]
     assert shown["request_id"] == rows[0]["request_id"]
     assert [i["slug"] for i in shown["data"]["items"]] == timing["slugs"]
@@ -161,7 +163,7 @@ def test_out_of_scope_request_files_a_ticket_with_its_transcript(
     expect(w(page, "#msg")).to_have_text(re.compile("No article matches"))
     expect(w(page, "#st")).to_have_text("No matching articles")
     expect(w(page, "[role=option]")).to_have_count(0)
-    expect(w(page, "#tf")).to_be_visible()  # the form, straight away
+    expect(w(page, "#tf")).to_be_visible()  # the form, once the request has settled (1.5 s idle)
     expect(w(page, "#f-subject")).to_have_value(OUT_OF_SCOPE)
     expect(w(page, "#f-body")).to_have_value(OUT_OF_SCOPE)
     expect(w(page, "#q")).to_be_focused()  # the form did not steal focus while typing
