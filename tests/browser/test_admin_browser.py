@@ -121,3 +121,42 @@ def test_writer_sees_the_board_but_not_the_dashboard(admin_server, page, shot):
     page.click("text=Log out")
     page.wait_for_url("**/admin/login")
     assert page.goto(admin_server + "/admin/gaps").url.startswith(admin_server + "/admin/login")
+
+
+# A header word split across lines has more than one box: "Imp act", "Mis ses", "Sta tus".
+BROKEN_HEADERS = """() => {
+  const out = [];
+  for (const th of document.querySelectorAll('th')) {
+    const text = th.firstChild && th.firstChild.nodeType === 3 ? th.firstChild : null;
+    if (!text) continue;
+    for (const m of text.data.matchAll(/\\S+/g)) {
+      const r = document.createRange();
+      r.setStart(text, m.index);
+      r.setEnd(text, m.index + m[0].length);
+      const lines = new Set([...r.getClientRects()].map(b => Math.round(b.top)));
+      if (lines.size > 1) out.push(m[0]);
+    }
+  }
+  return out;
+}"""
+
+
+def test_staff_pages_fit_a_phone_and_headers_break_between_words(admin_server, browser):
+    for viewport in ({"width": 390, "height": 844}, {"width": 1280, "height": 800}):
+        context = browser.new_context(viewport=viewport)
+        page = context.new_page()
+        try:
+            page.goto(admin_server + "/admin/login")
+            assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+            _login(page, admin_server, "owner@example.com")
+            page.goto(admin_server + "/admin/gaps")
+            gap = page.locator("table.admin-table tbody tr a").first.get_attribute("href")
+            for path in ["/admin/dashboard", "/admin/gaps", gap]:
+                page.goto(admin_server + path)
+                width = page.evaluate("document.documentElement.scrollWidth")
+                wider = page.evaluate("() => [...document.querySelectorAll('body *')].filter(e =>"
+                                      " e.getBoundingClientRect().right > innerWidth + 1).slice(-4).map(e => e.outerHTML.slice(0, 80))")
+                assert width <= viewport["width"], f"{path} is {width} px wide at {viewport['width']} px: {wider}"
+                assert page.evaluate(BROKEN_HEADERS) == [], f"{path} at {viewport['width']} px"
+        finally:
+            context.close()
