@@ -210,3 +210,81 @@ def test_russian_typed_word_by_word_is_one_request(page, demo_server, db):
     if not final["options"]:
         assert final["form"] and final["body"] == RUSSIAN
     assert server_requests(db, session_id(page)) == [RUSSIAN]
+
+
+# -- the owner's figures from a fresh server -------------------------------------------------------
+
+PARAPHRASES = [MISS, "can someone order a birthday cake for our team party", "birthday cake for the team party please"]
+
+
+@pytest.fixture(scope="module")
+def fresh_kb(tmp_path_factory, indexed_dir, demo_site) -> Any:
+    """`kb serve` on a data dir with the index and nothing else: no request has ever been logged."""
+    import shutil
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from servers import start_server, stop_server
+
+    data = tmp_path_factory.mktemp("fresh") / "data"
+    shutil.copytree(indexed_dir, data, symlinks=True)
+    for name in ("kb.db", "kb.db-wal", "kb.db-shm"):
+        (data / name).unlink(missing_ok=True)
+    proc, url = start_server(data, {"KB_CONFIG": str(data / "no-kb.toml"), "KB_CORS_ORIGINS": demo_site.origin,
+                                    "KB_GAP_REFRESH_MINUTES": "0"}, inherit_kb=False)
+    try:
+        yield url, data
+    finally:
+        stop_server(proc)
+
+
+def kb_cli(data: Any, *args: str) -> str:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KB_")}
+    done = subprocess.run([sys.executable, "-m", "kb", *args, "--data", str(data)], capture_output=True, text=True,
+                          timeout=600, env={**env, "KB_CONFIG": str(data / "no-kb.toml")})
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_a_fresh_server_counts_one_request_per_typed_request(browser, fresh_kb, demo_site):
+    url, data = fresh_kb
+    host = demo_site.add("/fresh", f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Fresh</title></head>
+<body><kb-widget></kb-widget><script src="{url}/widget/kb-widget.js" async></script></body></html>""")
+    for i, text in enumerate(PARAPHRASES):  # three visitors, three browser sessions
+        context = browser.new_context()
+        page = context.new_page()
+        page.add_init_script(RECORDER)
+        page.goto(host)
+        page.locator("kb-widget #q").click()
+        type_like_a_person(page, text, seed=20 + i)
+        expect(page.locator("kb-widget #tf")).to_be_visible()  # each is a miss: the form, after the settle
+        context.close()
+        if i == 0:
+            time.sleep(3)  # "a few seconds after typing stops"
+            figures = json.loads(kb_cli(data, "stats", "--json"))
+            assert figures["figures"]["requests"] == 1, figures["figures"]
+            assert [r["request"] for r in figures["top_requests"]] == [MISS]
+    time.sleep(3)
+    out = json.loads(kb_cli(data, "stats", "--json"))
+    finals = sorted(t.lower() for t in PARAPHRASES)
+    assert out["figures"]["requests"] == 3 and out["figures"]["unsuccessful_no_result"] == 3, out["figures"]
+    assert sorted(r["request"] for r in out["top_requests"]) == finals
+    assert out["figures"]["sessions_with_request"] == 3
+    kb_cli(data, "gaps", "--refresh")
+    import sqlite3
+
+    conn = sqlite3.connect(data / "kb.db")
+    try:
+        missed = sorted(t.lower() for (t,) in conn.execute("SELECT text FROM gap_misses"))
+        runs = conn.execute("SELECT misses FROM gap_runs ORDER BY id DESC LIMIT 1").fetchone()
+        logged = conn.execute("SELECT count(*) FROM requests").fetchone()[0]
+    finally:
+        conn.close()
+    assert runs == (3,), runs  # three misses clustered: the typed requests, no prefix among them
+    assert set(missed) <= set(finals), missed
+    assert logged > 3  # the raw log keeps every call made while typing
