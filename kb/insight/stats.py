@@ -253,7 +253,8 @@ class Verdicts:
 
     def _explicit(self, events: list[dict], feedback: list[dict]) -> dict[str, tuple[float, str]]:
         """Sessions where a suggestion was confirmed ("Yes, this solved it"), and no ticket was filed."""
-        of, out = self.sessions.of, {}
+        of = self.sessions.of
+        out: dict[str, tuple[float, str]] = {}
         confirmed = [(f["session"] or f["request_session"] or ("request:" + f["request_id"] if f["request_id"] else ""),
                       f["ts"], f["slug"] or "") for f in feedback if f["helpful"] and f["request_id"]]
         confirmed += [(e["session"], e["ts"], e["slug"] or "") for e in events
