@@ -482,9 +482,14 @@
       const s = this._items[i], a = this.$('al'), ap = this.$('ap');
       if (!s) return;
       const u = abs(s.url, this.apiOrigin);
-      if (this._shown === this._text()) this._settle('open');
       clearTimeout(this._idle);
       clearTimeout(this._debounce);
+      if (this._shown === this._text()) this._settle('open');
+      else { // picked from the list of an earlier text: that answer stays, no newer one replaces it
+        if (this._ac) this._ac.abort();
+        this._ac = null;
+        this._sent = this._settled = this._text();
+      }
       this._list(false);
       this._open = {s, rid: this._rid};
       this.$('at').textContent = txt(s.title);
