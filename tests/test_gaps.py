@@ -118,26 +118,23 @@ def test_tickets_are_misses(db, settings):
 
 def test_misses_are_settled_requests_never_the_prefixes_typed_on_the_way(db, settings):
     now = time.time() - 600
+
+    def logged(rid: str, ts: float, session: str, query: str, answered: bool) -> dict:
+        return dict(id=rid, ts=ts, kind="suggest", session=session, query=query, locale="en", answered=int(answered),
+                    top_confidence=0.9 if answered else 0.1, fallback=0, results="[]", source="api")
+
     # one request typed word by word: the widget asked at every pause; only the whole text is a miss
     cake = "please order a birthday cake for the team party"
     words = cake.split()
-    for i in range(len(words)):
-        record_request(db, request_id=f"r_cake{i}", kind="suggest", session="w1", query=" ".join(words[: i + 1]),
-                       locale="en", answered=i == 2, top_confidence=0.1, fallback=False, results=[])
-        db.flush()
-        db.execute("UPDATE requests SET ts = ? WHERE id = ?", (now + 1.2 * i, f"r_cake{i}"))
+    rows = [logged(f"r_cake{i}", now + 1.2 * i, "w1", " ".join(words[: i + 1]), i == 2) for i in range(len(words))]
     # a prefix that got a confident answer, then more typing that did not: the request is the miss
-    record_request(db, request_id="r_vpn0", kind="suggest", session="w2", query="vpn", locale="en",
-                   answered=True, top_confidence=0.9, fallback=False, results=[])
-    record_request(db, request_id="r_vpn1", kind="suggest", session="w2", query="vpn on the moon base",
-                   locale="en", answered=False, top_confidence=0.1, fallback=False, results=[])
-    db.flush()
-    db.execute("UPDATE requests SET ts = ? WHERE session = 'w2' AND id = 'r_vpn0'", (now,))
-    db.execute("UPDATE requests SET ts = ? WHERE session = 'w2' AND id = 'r_vpn1'", (now + 4,))
-    # "No" on a suggestion of the settled request is one miss with it, not two
-    db.execute("INSERT INTO feedback (ts, request_id, slug, helpful, comment, session, source, query, locale)"
-               " VALUES (?,?,?,?,?,?,?,?,?)", (now + 9, "r_vpn1", "vpn-error-codes", 0, "", "w2", "widget",
-                                              "vpn on the moon base", "en"))
+    rows += [logged("r_vpn0", now, "w2", "vpn", True), logged("r_vpn1", now + 4, "w2", "vpn on the moon base", False)]
+    with db.write() as conn:
+        conn.execute(schema.requests.insert(), rows)
+        # "No" on a suggestion of the settled request is one miss with it, not two
+        conn.execute(schema.feedback.insert(), [dict(ts=now + 9, request_id="r_vpn1", slug="vpn-error-codes", helpful=0,
+                                                     comment="", session="w2", source="widget",
+                                                     query="vpn on the moon base", locale="en")])
     misses = gaps.collect_misses(db, settings, now - 10)
     assert sorted((m.key, m.text) for m in misses) == [
         (f"request:r_cake{len(words) - 1}", cake), ("request:r_vpn1", "vpn on the moon base")]

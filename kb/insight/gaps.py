@@ -98,16 +98,18 @@ def collect_misses(db: Database, settings: Settings, since: float, until: float 
     owner = {rid: s.id for s in settled for rid in s.ids}  # a prefix's id -> its settled request
     for s in settled:
         if not s.answered:
-            add("request:" + s.id, "unanswered", s.query, s.locale, s.ts, "" if s.session.startswith("request:") else s.session)
+            session = "" if s.session.startswith("request:") else s.session
+            add("request:" + s.id, "unanswered", s.query, s.locale, s.ts, session)
     for row in db.query(select(f.c.id, f.c.ts, f.c.request_id, f.c.slug, f.c.query, f.c.comment, f.c.locale,
                                f.c.session).where(f.c.helpful == 0, f.c.ts >= since, f.c.ts < until)):
         text = row["query"] or row["comment"] or (row["slug"] or "").replace("-", " ")
         key = "request:" + owner.get(row["request_id"], row["request_id"]) if row["request_id"] else f"feedback:{row['id']}"
         add(key, "feedback_no", text, row["locale"], row["ts"], row["session"], row["comment"] or "")
-    for row in tickets:
-        key = "request:" + owner.get(row["request_id"], row["request_id"]) if row["request_id"] else f"ticket:{row['id']}"
-        text = f"{row['subject'] or ''}. {_clean(row['body'], 200)}".strip(". ")
-        add(key, "ticket", text, row["locale"] or "", row["ts"], row["session"] or "")
+    for ticket in tickets:
+        rid = ticket["request_id"]
+        text = f"{ticket['subject'] or ''}. {_clean(ticket['body'], 200)}".strip(". ")
+        add("request:" + owner.get(rid, rid) if rid else f"ticket:{ticket['id']}", "ticket", text,
+            ticket["locale"] or "", ticket["ts"], ticket["session"] or "")
     opened = exists().where(e.c.request_id == r.c.id, e.c.type.in_(("result_click", "suggestion_opened")))
     for row in db.query(select(r.c.id, r.c.ts, r.c.query, r.c.locale, r.c.session).where(
             r.c.kind == "search", r.c.answered == 1, r.c.results.not_in(("", "[]")), r.c.ts >= since,
