@@ -28,7 +28,7 @@ STAFF_GET = ["/admin", "/admin/gaps", "/admin/gaps/1", "/admin/gaps/1/trend.svg"
 STAFF_POST = ["/admin/logout", "/admin/gaps/refresh", "/admin/gaps/1/link", "/admin/gaps/1/replay",
               "/admin/gaps/1/status", "/admin/articles/new", "/admin/articles/vpn-connect/edit",
               "/admin/articles/vpn-connect/status", "/admin/articles/vpn-connect/versions/0123456/restore"]
-API_OWNER = ["/api/v1/admin/stats"]
+API_OWNER = ["/api/v1/admin/stats", "/api/v1/admin/origins"]
 API_STAFF = ["/api/v1/admin/gaps"]
 
 
