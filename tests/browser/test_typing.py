@@ -288,3 +288,30 @@ def test_a_fresh_server_counts_one_request_per_typed_request(browser, fresh_kb, 
     assert runs == (3,), runs  # three misses clustered: the typed requests, no prefix among them
     assert set(missed) <= set(finals), missed
     assert logged > 3  # the raw log keeps every call made while typing
+
+
+def test_contact_modes_and_which_wins(page, demo_server):
+    url = demo_server.add("/modes", """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Modes</title></head>
+<body><kb-widget id="server"></kb-widget><kb-widget id="first" contact-mode="ask-first"></kb-widget>
+<kb-widget id="old" contact-only-after-query="false" contact-mode="self-service"></kb-widget>
+<script src="{kb}/widget/kb-widget.js" async></script></body></html>""")
+    page.goto(url)
+    server, first, old = (page.locator(f"#{i}") for i in ("server", "first", "old"))
+    # the server's KB_CONTACT_MODE (self-service by default): contact only after a first request
+    expect(server.locator("#ct")).to_be_hidden()
+    assert server.evaluate("e => [e.contactMode, e.contactOnlyAfterQuery]") == ["self-service", True]
+    # ask-first: a button above the search box from the start
+    expect(first.locator("#ct")).to_be_visible()
+    assert first.locator("#ct").evaluate("c => c.nextElementSibling.id === 'sf' && c.className === 'pri'")
+    # contact-mode wins over the older attribute on the same element
+    expect(old.locator("#ct")).to_be_hidden()
+    old.evaluate("e => e.removeAttribute('contact-mode')")
+    expect(old.locator("#ct")).to_have_text("Contact us")  # contact-only-after-query="false": neutral
+    # after a settled request, self-service offers it too, even under confident suggestions
+    server.locator("#q").fill("outlook keeps asking for my password")
+    expect(server.locator("[role=option]").first).to_be_visible()
+    expect(server.locator("#ct")).to_have_text("I still need help", timeout=5000)
+    expect(server.locator("#tf")).to_be_hidden()
+    server.locator("#ct").click()
+    expect(server.locator("#tf")).to_be_visible()
+    expect(server.locator("#f-subject")).to_have_value("outlook keeps asking for my password")
