@@ -8,15 +8,23 @@ cracked"). The rows of one session form one burst until either
 - the person signals they are done: Enter, opening a suggestion or the contact form by hand,
   answering "Was this helpful?", or filing a ticket (see ``explicit_ends``); or
 - they went quiet for SETTLE_SECONDS (the widget's own settle rule uses the same constant, served
-  by /api/v1/widget/config) and the next text does not extend the last one.
+  by /api/v1/widget/config) and the next text does not continue the last one, or comes more than
+  CONTINUE_SECONDS later.
 
-The gap between two logged rows is the pause *plus* the time it took to type the next word, so a
-0.7 s pause before a slowly typed word can leave a 2 s gap: a text that extends the previous one
-("my laptop" after "my") therefore stays in the burst whatever the gap, within one help-center
-session. A burst's last text is the settled request. A portal search is a submitted form, so it
-is always one request of its own, and a row without a session is its own burst. A burst whose
-last row is younger than SETTLE_SECONDS (and not explicitly ended) is still being typed: it is
-left out until it settles.
+Slow typists. The gap between two logged rows is the pause *plus* the time it took to type the
+next word, and people stop mid-sentence to think, look up an error message or pick a word on a
+phone. So a text that continues the previous one (``extends``: the same words typed further, the
+last one perhaps finished or corrected by a phone's autocorrect or a backspace) stays in the
+burst after a pause of up to CONTINUE_SECONDS: "my laptop" typed, a 20 s pause, then "my laptop
+screen is cracked" is one request, and the earlier prefix is not counted. After a longer pause,
+or a text that starts over ("printer" after "vpn", or the last word replaced), it is a request
+of its own. Until the next text arrives a paused prefix is counted like any settled request, so
+the figures of the last few minutes can still shrink by a fold.
+
+A burst's last text is the settled request. A portal search is a submitted form, so it is always
+one request of its own, and a row without a session is its own burst. A burst whose last row is
+younger than SETTLE_SECONDS (and not explicitly ended) is still being typed: it is left out
+until it settles.
 
 Help-center sessions (Help Scout's definition): a visitor's activity with no idle gap of
 ``session_idle_minutes`` or more. A widget session id lives as long as the browser tab and a portal
@@ -28,10 +36,16 @@ from __future__ import annotations
 import bisect
 import json
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
+from rapidfuzz.distance import Levenshtein
+
 SETTLE_SECONDS = 1.5
+# How long a pause may be before a text that continues the previous one is still the same request:
+# ample for thinking mid-sentence or fetching an error message, well short of a new session.
+CONTINUE_SECONDS = 300.0
 # Widget events whose `by` says a person, not a timer, ended the request.
 EXPLICIT_BY = ("enter", "contact", "no")
 # Events that always end the burst of their request_id: the person acted on its answer.
@@ -77,14 +91,28 @@ def explicit_ends(events: Iterable[Mapping[str, Any]], tickets: Iterable[Mapping
     return ends
 
 
-def _fold(text: str) -> str:
-    return re.sub(r"\s+", " ", text or "").strip().lower()
+def _words(text: str) -> list[str]:
+    """Text compared as people see it: one Unicode form (NFKC), case folded, split on spaces."""
+    return unicodedata.normalize("NFKC", text or "").casefold().split()
+
+
+def _corrected(before: str, after: str) -> bool:
+    """A typo fixed: one edit in a word of 3+ letters, two in one of 8+ (Levenshtein)."""
+    allowed = 2 if len(before) >= 8 else 1 if len(before) >= 3 else 0
+    return allowed > 0 and Levenshtein.distance(before, after, score_cutoff=allowed) <= allowed
 
 
 def extends(earlier: str, later: str) -> bool:
-    """Whether `later` is `earlier` typed further (same text counts)."""
-    before, after = _fold(earlier), _fold(later)
-    return bool(before) and after.startswith(before)
+    """Whether `later` is `earlier` typed further (same text counts): the same words, each perhaps
+    with a typo fixed, the last one perhaps still being typed."""
+    before, after = _words(earlier), _words(later)
+    if not before or len(after) < len(before):
+        return False
+    if " ".join(after).startswith(" ".join(before)):  # typing on; also texts without spaces (CJK)
+        return True
+    *done, last = before
+    return (all(a == b or _corrected(a, b) for a, b in zip(done, after))
+            and (after[len(done)].startswith(last) or _corrected(last, after[len(done)])))
 
 
 def settle(rows: Iterable[Mapping[str, Any]], ends: set[str], *, now: float | None = None,
@@ -116,7 +144,7 @@ def _ends_between(prev: Mapping[str, Any], row: Mapping[str, Any], ends: set[str
     gap = row["ts"] - prev["ts"]
     if prev["id"] in ends or "search" in (prev.get("kind"), row.get("kind")) or gap >= session_idle:
         return True
-    return gap >= idle and not extends(prev["query"], row["query"])
+    return gap >= idle and (gap > CONTINUE_SECONDS or not extends(prev["query"], row["query"]))
 
 
 def _settled(session: str, burst: list[Mapping[str, Any]]) -> Settled:

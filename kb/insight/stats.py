@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import select
 
 from kb.errors import ValidationError
-from kb.insight.settle import SETTLE_SECONDS, Sessions, Settled, explicit_ends, settle
+from kb.insight.settle import CONTINUE_SECONDS, SETTLE_SECONDS, Sessions, Settled, explicit_ends, settle
 from kb.settings import Settings
 from kb.storage import schema
 from kb.storage.database import Database
@@ -35,9 +35,9 @@ SESSION = ("A session is one visitor's activity with no idle gap of {m} minutes 
 DEFINITIONS = {
     "requests": "Settled requests: what people asked, not every pause while they typed. The suggest calls of a session"
                 " are one request until the person presses Enter, opens a suggestion or the contact form, answers"
-                " “Was this helpful?” or files a ticket, or pauses {s} s and then types something that does not"
-                " extend the text; the request is its last text. A portal search counts once. Every call stays in"
-                " the raw log (latency, debugging).",
+                " “Was this helpful?” or files a ticket, or pauses {s} s and then starts over; the request is its"
+                " last text. Someone who pauses mid-sentence (up to {c} min) and types on is one request. A portal"
+                " search counts once. Every call stays in the raw log (latency, debugging).",
     "sessions_with_request": "Sessions with at least one settled request. " + SESSION,
     "help_center_sessions": "Sessions with any request or event. " + SESSION,
     "explicit_deflections": "Sessions where the user marked a suggestion as the solution (“Yes, this solved it”):"
@@ -201,7 +201,8 @@ def compute(db: Database, settings: Settings, span: Period, now: float) -> Stats
     funnel = [("Help-center sessions", len(hc_sessions)), ("Sessions with a request", with_request),
               ("Opened a suggestion", len(set(v.opens) | set(v.explicit))), ("Deflected", deflected),
               ("Filed a ticket", len({v.sessions.of(t.get("session") or "", t["ts"]) or str(t["id"]) for t in in_period}))]
-    defs = {k: text.format(w=settings.implicit_window_hours, m=settings.session_idle_minutes, s=f"{SETTLE_SECONDS:g}")
+    defs = {k: text.format(w=settings.implicit_window_hours, m=settings.session_idle_minutes, s=f"{SETTLE_SECONDS:g}",
+                       c=f"{CONTINUE_SECONDS / 60:g}")
             for k, text in DEFINITIONS.items()}
     return Stats(span, figures, daily, funnel, _top_requests(v.requests), _articles(events, feedback, v),
                  settings.implicit_window_hours, defs)
