@@ -15,8 +15,10 @@
   } catch (e) { /* keep the page origin */ }
 
   const KEY = 'kb-session', DEBOUNCE = 250, MODES = ['self-service', 'neutral', 'ask-first'];
-  // The server's defaults, used until GET /api/v1/widget/config answers (or if it cannot).
-  const DEFAULTS = {contact_mode: MODES[0], settle_ms: 1500, limits: {query: 500, name: 200, email: 254, subject: 200, body: 20000}};
+  // Until GET /api/v1/widget/config answers (or if it cannot): the server's default mode and settle
+  // time; no length limits (the server's own checks answer with field errors).
+  const DEFAULTS = {contact_mode: MODES[0], settle_ms: 1500, limits: {}};
+  const PATIENCE = 4; // a person who types on after a settle gets twice the wait, up to 4 times
   const CONFIGS = {}; // api origin -> promise of its config: one request per page and server
   const I18N = {
     en: {
@@ -352,7 +354,8 @@
           return this._active(k === 'ArrowDown' ? (a + 1) % n : (a <= 0 ? n : a) - 1);
         }
         if (k === 'Enter') {
-          if (e.isComposing || this._composing) return; // this Enter commits the composed word
+          // This Enter commits the composed word (Safari sends it after compositionend, as key 229).
+          if (e.isComposing || this._composing || e.keyCode === 229) return;
           e.preventDefault();
           return !lb.hidden && a >= 0 ? this._pick(a) : this._settle('enter');
         }
@@ -373,14 +376,25 @@
       if (this._composing) return;
       clearTimeout(this._debounce);
       clearTimeout(this._idle);
+      // Typing on after a pause we took for the end: this person pauses longer mid-sentence.
+      if (this._settledBy === 'idle' && this._continues(this._settled)) this._patience = Math.min(2 * this._wait(), PATIENCE);
       this._settled = '';
       this._debounce = setTimeout(() => this._try(this._fetch), DEBOUNCE);
-      this._idle = setTimeout(() => this._try(() => this._settle('idle')), this._cfg().settle_ms);
+      this._idle = setTimeout(() => this._try(() => this._settle('idle')), this._cfg().settle_ms * this._wait());
       // What was said about the previous text no longer holds; a form the person opened follows the text.
       this.$('msg').hidden = true;
       if (this._formBy === 'miss') this._hideForm();
       if (!this.$('tf').hidden) this._prefill();
       if (!this._items.length) this.$('st').textContent = '';
+    }
+
+    _wait() { return this._patience || 1; }
+
+    // Whether the current text keeps every finished word of `earlier` (a last word may be corrected).
+    _continues(earlier) {
+      const low = t => t.toLowerCase(), now = low(this.$('q').value.trimStart()), words = low(earlier).split(/\s+/);
+      return !!earlier && now.length > earlier.length && (now.startsWith(low(earlier)) ||
+        words.length > 1 && now.startsWith(words.slice(0, -1).join(' ') + ' '));
     }
 
     // Ask for suggestions for the current text, cancelling a request still in flight.
@@ -393,7 +407,7 @@
       this._ac = null;
       if (text.length < 2) return this._show(null, text);
       // The API refuses longer texts: a miss, so the whole text goes into the form.
-      if (text.length > this._cfg().limits.query) return this._show({answered: false, query: text}, text);
+      if (text.length > (this._cfg().limits.query || Infinity)) return this._show({answered: false, query: text}, text);
       const ac = this._ac = new AbortController();
       this._sid().then(session => fetch(this.apiOrigin + '/api/v1/suggest?' + new URLSearchParams({
         q: text, limit: this.limit, locale: this._lang(), session

@@ -94,7 +94,10 @@ def server_requests(db: Any, sid: str, now: float | None = None) -> list[str]:
 
 
 def session_id(page: Any) -> str:
-    return page.evaluate("sessionStorage.getItem('kb-session')")
+    """The session the widget's token names (`s_<id>.<signature>`, signed by POST /api/v1/session)."""
+    token = page.evaluate("sessionStorage.getItem('kb-session')")
+    assert token and token.startswith("s_"), token
+    return token.rpartition(".")[0]
 
 
 def settled_view(page: Any) -> dict:
@@ -210,6 +213,77 @@ def test_russian_typed_word_by_word_is_one_request(page, demo_server, db):
     if not final["options"]:
         assert final["form"] and final["body"] == RUSSIAN
     assert server_requests(db, session_id(page)) == [RUSSIAN]
+
+
+def settled_events(db: Any, sid: str) -> list[dict]:
+    return [json.loads(r["data"]) for r in db("SELECT data FROM events WHERE session = ? AND type = 'request_settled'"
+                                             " ORDER BY ts", (sid,))]
+
+
+def test_a_slow_typist_who_pauses_past_the_settle_time_is_one_request(page, demo_server, db):
+    """Stops mid-sentence for longer than the settle time, twice; the widget learns to wait."""
+    open_inline(page, demo_server)
+    type_like_a_person(page, "please order a birthday cake", seed=9)
+    time.sleep(SETTLE_SECONDS + 1.0)  # stops to think
+    expect(w(page, "#tf")).to_be_visible(timeout=1)  # a settled miss, by the stated rule: the form, with the text so far
+    expect(w(page, "#f-body")).to_have_value("please order a birthday cake")
+    page.keyboard.type(" ")
+    resumed = last_input(page)
+    type_like_a_person(page, "for the team party", seed=10)
+    time.sleep(SETTLE_SECONDS + 0.3)  # with the 0.7 s after the word: 2.5 s again, past the settle time
+    second_pause = samples(page)
+    page.keyboard.type(" ")
+    type_like_a_person(page, "on friday", seed=11)
+    expect(w(page, "#tf")).to_be_visible(timeout=SETTLE_SECONDS * 4 * 1000 + 5000)
+    expect(w(page, "#f-body")).to_have_value(MISS)
+    expect(w(page, "#f-subject")).to_have_value(MISS)
+    # typing on closed the miss's form, and the longer wait kept it closed through the second pause
+    assert not [r for r in second_pause if r["t"] > resumed and r["form"]], "the form came back mid-sentence"
+    stale = [r for r in samples(page) if r["form"] and r["body"] != r["q"].strip()]
+    assert not stale, f"a form with a stale prefill: {stale[:3]}"
+    time.sleep(0.5)
+    sid = session_id(page)
+    assert [e["text"] for e in settled_events(db, sid)] == ["please order a birthday cake", MISS]
+    assert server_requests(db, sid) == [MISS]  # the paused prefix folded into the whole request
+
+
+def test_a_phone_keyboard_composing_each_word_is_one_request(page, demo_server, db):
+    """Android keyboards compose every word and commit it at the space; the last word stays composed."""
+    open_inline(page, demo_server)
+    cdp = page.context.new_cdp_session(page)
+    text = "не приходят письма на телефон"
+    for i, word in enumerate(text.split(" ")):
+        for n in range(1, len(word) + 1):
+            cdp.send("Input.imeSetComposition", {"text": word[:n], "selectionStart": n, "selectionEnd": n})
+            time.sleep(0.09)
+        if i < len(text.split(" ")) - 1:
+            cdp.send("Input.insertText", {"text": word})  # the space commits the word
+            cdp.send("Input.insertText", {"text": " "})
+            time.sleep(0.7)
+    time.sleep(SETTLE_SECONDS + 1.0)  # the last word is still being composed: nothing settles
+    composing = samples(page)[-1]
+    assert composing["q"] == text and not composing["form"] and "No matching" not in composing["status"]
+    sid = session_id(page)
+    assert not any(e["text"] == text for e in settled_events(db, sid))
+    cdp.send("Input.insertText", {"text": "телефон"})  # committed (a tap on the suggestion strip)
+    final = settled_view(page)
+    never_a_form_under_suggestions(samples(page))
+    assert final["q"] == text
+    if not final["options"]:
+        assert final["form"] and final["body"] == text
+    assert server_requests(db, sid) == [text]
+
+
+def test_autocomplete_replacing_the_text_after_a_pause_is_one_request(page, demo_server, db):
+    """A keyboard's or a password manager's completion replaces the whole text in one input event."""
+    open_inline(page, demo_server)
+    type_like_a_person(page, "outlook keeps", seed=12, pause=SETTLE_SECONDS + 1.5)
+    full = "Outlook keeps asking for my password"
+    w(page, "#q").evaluate("(q, v) => { q.select(); document.execCommand('insertText', false, v); }", full)
+    final = settled_view(page)
+    assert final["q"] == full and final["options"] and not final["form"], final
+    never_a_form_under_suggestions(samples(page))
+    assert server_requests(db, session_id(page)) == [full]
 
 
 # -- the owner's figures from a fresh server -------------------------------------------------------
