@@ -65,3 +65,21 @@ def test_an_allowed_origin_is_not_refused(owner_client):
     assert owner_client.get("/api/v1/widget/config", headers={"origin": "http://allowed.example"}).status_code == 200
     login(owner_client, "owner@example.com")
     assert owner_client.get("/api/v1/admin/origins").json()["origins"] == []
+
+
+def test_no_length_limit_is_written_into_the_widget_or_the_templates(settings):
+    """Every maxlength comes from the server's limits (the config endpoint, or `limits` in templates)."""
+    from pathlib import Path
+
+    from kb.storage.database import COMMENT_CHARS
+
+    root = Path(__file__).resolve().parents[1]
+    limits = {settings.max_query_chars, COMMENT_CHARS, *FIELD_CHARS.values()}
+    files = [*(root / "widget").glob("*.js"), *(root / "widget").glob("*.html"),
+             *(root / "kb" / "web" / "templates").rglob("*.html")]
+    status = r"(?<!=== )(?<!status: )"  # 200 and 500 are also HTTP statuses
+    written = [(f.name, n) for f in files for n in limits
+               if re.search(rf"{status}(?<![\d.#-])(?:{n:_}|{n})(?![\d.%]|px)", f.read_text(encoding="utf-8"))]
+    assert files and written == [], written
+    assert all(re.search(r"maxlength=\"\{\{ limits[.\[]", line) for f in files if f.suffix == ".html"
+               for line in f.read_text(encoding="utf-8").splitlines() if "maxlength" in line)

@@ -389,3 +389,9 @@ def test_contact_modes_and_which_wins(page, demo_server):
     server.locator("#ct").click()
     expect(server.locator("#tf")).to_be_visible()
     expect(server.locator("#f-subject")).to_have_value("outlook keeps asking for my password")
+    # every length limit of the form is the server's (GET /api/v1/widget/config), none the widget's own
+    import httpx
+
+    limits = httpx.get(demo_server.kb + "/api/v1/widget/config").json()["limits"]
+    shown = {n: server.locator(f"#f-{n}").evaluate("e => e.maxLength") for n in ("name", "email", "subject", "body")}
+    assert shown == {n: limits[n] for n in shown}, (shown, limits)
