@@ -151,8 +151,10 @@ def test_staff_pages_fit_a_phone_and_headers_break_between_words(admin_server, b
             _login(page, admin_server, "owner@example.com")
             page.goto(admin_server + "/admin/gaps")
             gap = page.locator("table.admin-table tbody tr a").first.get_attribute("href")
-            for path in ["/admin/dashboard", "/admin/gaps", gap]:
+            for path in ["/admin", "/admin/dashboard", "/admin/gaps", gap, "/admin/articles", "/admin/articles/new",
+                         "/admin/articles/vpn-error-codes/edit", "/admin/articles/vpn-error-codes/history", "/admin/audit"]:
                 page.goto(admin_server + path)
+                assert page.url.startswith(admin_server + path.split("?")[0]), page.url  # not sent elsewhere
                 width = page.evaluate("document.documentElement.scrollWidth")
                 wider = page.evaluate("() => [...document.querySelectorAll('body *')].filter(e =>"
                                       " e.getBoundingClientRect().right > innerWidth + 1).slice(-4).map(e => e.outerHTML.slice(0, 80))")
