@@ -210,9 +210,53 @@ def test_contact_mode_decides_when_the_widget_and_the_portal_offer_contact(setti
                     "ask-first": ("ask-first", False, True)}
 
 
-def test_session_idle_minutes_decides_where_a_help_center_session_ends():
+def test_contact_only_after_query_still_decides_the_mode_served(settings, services, tmp_path):
+    """The setting before the three modes: a kb.toml or KB_ variable of today keeps its meaning."""
+    from litestar.testing import TestClient
+
+    from kb.web.app import create_app
+
+    toml = tmp_path / "kb.toml"
+    served = {}
+    for name, environ, text in (("env false", {"KB_CONTACT_ONLY_AFTER_QUERY": "false"}, ""),
+                                ("toml true", {}, "contact_only_after_query = true\n"),
+                                ("toml false", {}, "contact_only_after_query = false\n")):
+        toml.write_text(text, encoding="utf-8")
+        loaded = Settings.load(environ, config=toml)
+        chosen = settings.replace(contact_mode=loaded.contact_mode)
+        services["settings"] = chosen
+        with TestClient(create_app(chosen, services=services)) as client:
+            served[name] = (client.get("/api/v1/widget/config").json()["contact_mode"],
+                            "contact-cta" in client.get("/", headers={"accept": "text/html"}).text)
+    assert served == {"env false": ("neutral", True), "toml true": ("self-service", False),
+                      "toml false": ("neutral", True)}
+
+
+def test_session_idle_minutes_decides_where_a_help_center_session_ends(tmp_path):
+    """"Yes, this solved it", then a ticket 40 minutes later: two sessions (one deflected) at 30
+    minutes, one session that ended in a ticket (never a deflection) at 60."""
+    from kb.insight import stats
     from kb.insight.settle import Sessions
+    from kb.storage.database import Database, record_event
 
     activity = [("s", 0.0), ("s", 40 * 60.0)]  # forty idle minutes
     assert len(Sessions(activity, Settings.load(environ={}).session_idle_minutes * 60).all()) == 2
-    assert len(Sessions(activity, Settings.load(environ={}, session_idle_minutes=60).session_idle_minutes * 60).all()) == 1
+    db = Database(tmp_path / "idle.db")
+    start = time.time() - 3 * 3600
+    with db.write() as conn:
+        conn.execute(schema.requests.insert().values(
+            id="r_1", ts=start, kind="suggest", session="s", query="vpn error 809", locale="en", answered=1,
+            top_confidence=0.9, fallback=0, results="[]", source="widget"))
+        conn.execute(schema.feedback.insert().values(ts=start + 30, request_id="r_1", slug="vpn", helpful=1,
+                                                     comment="", session="s", source="widget"))
+        conn.execute(schema.tickets.insert().values(
+            id="T-1", ts=start + 40 * 60, name="", email="s@example.com", subject="printer", body="jammed",
+            category="", locale="en", session="s", request_id="", transcript="{}", idempotency_key="k1",
+            ip_hash="", status="received"))
+    record_event(db, session="s", type="ticket_created", ts=start + 40 * 60, data={"ticket": "T-1"})
+    span = stats.period(today=None)
+    figures = {minutes: stats.compute(db, Settings.load(environ={}, session_idle_minutes=minutes), span,
+                                      time.time()).figures for minutes in (30, 60)}
+    db.close()
+    assert (figures[30]["explicit_deflections"], figures[30]["help_center_sessions"]) == (1, 2)
+    assert (figures[60]["explicit_deflections"], figures[60]["help_center_sessions"]) == (0, 1)
