@@ -140,6 +140,17 @@ def test_misses_are_settled_requests_never_the_prefixes_typed_on_the_way(db, set
         (f"request:r_cake{len(words) - 1}", cake), ("request:r_vpn1", "vpn on the moon base")]
 
 
+def test_a_refresh_right_after_a_miss_sees_it(db, settings):
+    """A refresh is a snapshot: the request typed a moment ago counts (its prefixes still do not)."""
+    now = time.time()
+    rows = [dict(id=f"r_fresh{i}", ts=now - 1.0 + 0.4 * i, kind="suggest", session="w9", query=q, locale="en",
+                 answered=0, top_confidence=0.1, fallback=0, results="[]", source="api")
+            for i, q in enumerate(["vending", "vending machine ate my money"])]
+    with db.write() as conn:
+        conn.execute(schema.requests.insert(), rows)
+    assert [m.text for m in gaps.collect_misses(db, settings, now - 10)] == ["vending machine ate my money"]
+
+
 def test_three_topics_plus_noise_make_exactly_three_gaps(db, settings, desk):
     now = time.time()
     for n, topic in enumerate((COFFEE, BARRIER, MENU)):

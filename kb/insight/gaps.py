@@ -88,13 +88,15 @@ def collect_misses(db: Database, settings: Settings, since: float, until: float 
 
     r, f, t, e = schema.requests, schema.feedback, schema.tickets, schema.events
     # Misses are settled requests (kb/insight/settle.py), never the prefixes typed on the way to one.
+    # A refresh is a snapshot: a request typed a moment ago counts with its text so far (the dashboard
+    # waits for it to settle instead), so a writer who refreshes right after a miss sees it.
     tickets = [dict(row) for row in db.query(select(t.c.id, t.c.ts, t.c.subject, t.c.body, t.c.locale, t.c.session,
                                                     t.c.request_id).where(t.c.ts >= since, t.c.ts < until))]
     ends = explicit_ends([dict(row) for row in db.query(select(e.c.type, e.c.request_id, e.c.data).where(
         e.c.request_id != "", e.c.ts >= since, e.c.ts < until))], tickets)
     settled = settle([dict(row) for row in db.query(select(r.c.id, r.c.ts, r.c.query, r.c.locale, r.c.session,
                                                            r.c.answered, r.c.kind).where(r.c.ts >= since, r.c.ts < until))],
-                     ends, now=time.time(), session_idle=settings.session_idle_minutes * 60.0)
+                     ends, session_idle=settings.session_idle_minutes * 60.0)
     owner = {rid: s.id for s in settled for rid in s.ids}  # a prefix's id -> its settled request
     for s in settled:
         if not s.answered:
