@@ -20,13 +20,14 @@ def local_path(path: str | None, default: str = "/", prefix: str = "/") -> str:
     encoded, under `prefix`; `default` when nothing usable is left."""
     if not path or not path.startswith("/"):
         return default
-    safe = "/" + quote(path.lstrip("/\\"), safe=_PATH_SAFE)
+    # errors="replace": a lone surrogate (which no UTF-8 encodes) becomes "?", encoded, not a 500.
+    safe = "/" + quote(path.lstrip("/\\"), safe=_PATH_SAFE, errors="replace")
     return safe if safe.startswith(prefix) else default
 
 
 def _query(params: dict[str, object]) -> str:
     kept = {k: v for k, v in params.items() if v not in (None, "")}
-    return "?" + urlencode(kept) if kept else ""
+    return "?" + urlencode(kept, errors="replace") if kept else ""
 
 
 class Urls:
