@@ -66,7 +66,9 @@ class Settings:
     rate_login_per_15min: int = _setting(10, "Failed logins allowed per IP and account in 15 minutes.")
     implicit_window_hours: int = _setting(24, "Implicit deflection: an opened suggestion with no ticket from that session within this many hours.")
     session_idle_minutes: int = _setting(30, "A help-center session ends after this many idle minutes (Help Scout funnel).")
-    index_poll_seconds: float = _setting(2.0, "How often the server checks for a rebuilt index to swap in.")
+    index_poll_seconds: float = _setting(2.0, "How often the server checks for a rebuilt index to swap in (and, with index_source, asks the publisher for a new one).")
+    publish_index: bool = _setting(False, "Serve this server's index builds at /api/v1/index to replicas that pull them (KB_INDEX_SOURCE): set it on the one server that holds the articles and builds the index.")
+    index_source: str = _setting("", "URL of the kb server that publishes the index (http://host:port, KB_PUBLISH_INDEX=true there): this server downloads each new build from it, checks every file's digest and never indexes articles itself. Empty: it builds its own from KB_ARTICLES.")
     secret_key: str = _setting("", "Key that signs staff session cookies and visitors' session tokens (and salts IP hashes); when empty, one is generated and kept in the database.")
     admin_session_hours: int = _setting(8, "Staff login sessions expire after this many hours.")
     secure_cookies: bool = _setting(False, "Mark cookies Secure and name them with the __Host- prefix (set true behind TLS).")
@@ -139,6 +141,8 @@ class Settings:
                 ipaddress.ip_network(entry, strict=False)
             except ValueError:
                 problems.append(f"trusted_proxies: {entry!r} is not an IP address or network (like 10.0.0.0/8)")
+        if self.index_source and not re.match(r"^https?://[^/?#\s]+(/[^?#\s]*)?$", self.index_source):
+            problems.append(f"index_source must be the publisher's URL, like http://10.0.0.5:8000, not {self.index_source!r}")
         if problems:
             raise SettingsError("invalid setting: " + "; ".join(problems))
 

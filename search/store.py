@@ -292,6 +292,11 @@ class IndexStore:
             seconds=time.perf_counter() - started,
         )
 
+    def activate(self, target: Path) -> None:
+        """Make a complete build under builds/ the live one (atomically), then prune old builds."""
+        self._swap(target)
+        self._prune(keep=target)
+
     def _swap(self, target: Path) -> None:
         link_tmp = self.root / f".current-{os.getpid()}-{time.time_ns()}"
         os.symlink(os.path.relpath(target, self.root), link_tmp)

@@ -18,6 +18,7 @@ from search.store import BuildReport, IndexStore, payloads
 
 import kb.content.articles as article_files
 from kb.content.articles import Article, Section, Stamp, Unchanged, load_dir
+from kb.content.publish import require_articles_source
 from kb.errors import ArticleError
 from kb.settings import Settings
 
@@ -123,8 +124,10 @@ def index_directory(settings: Settings, embedder: Embedder, **kwargs) -> IndexSu
     """Load the articles directory, skipping bad files with their reasons, and index it.
 
     Files the live build recorded with the same size and modification time (or the same content)
-    are carried over from it, not read or parsed again.
+    are carried over from it, not read or parsed again. A server that pulls its index from a
+    publisher (KB_INDEX_SOURCE) refuses: builds are made once, where the articles are.
     """
+    require_articles_source(settings)
     now = time.time_ns()  # before any file is looked at
     base, stamps, stamped_at = live_stamps(settings.index_path)
     if stamps:

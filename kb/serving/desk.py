@@ -1,6 +1,8 @@
 """The help desk service: the live index and articles, suggestions with locale fallback, recording.
 
-The web layer and the CLI call this; it never touches HTTP.
+The web layer and the CLI call this; it never touches HTTP itself. On a replica that pulls its
+index (KB_INDEX_SOURCE) the desk's puller fetches each build the publisher offers
+(kb/content/publish.py) before the swap check.
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ from search.text import highlight
 from kb.content.articles import Article
 from kb.errors import IndexUnavailableError, InvalidQueryError, NotFoundError
 from kb.content.indexer import load_articles
+from kb.content.publish import Puller
 from kb.settings import Settings
 from kb.storage.database import Database, record_request
+from kb.storage.secrets import INDEX_TOKEN, shared_secret
 
 SNIPPET_CHARS = 320
 
@@ -117,7 +121,9 @@ class Desk:
         self.store = IndexStore(settings.index_path)
         self._library: Library | None = None
         self._swap_lock = threading.Lock()
-        self._checked = 0.0
+        self.puller: Puller | None = None
+        if settings.index_source and db is not None:
+            self.puller = Puller(settings, lambda: shared_secret(db, INDEX_TOKEN), model=embedder.name)
 
     # -- index lifecycle --------------------------------------------------------------------
 
@@ -144,6 +150,12 @@ class Desk:
                 return False
             self.load()
             return True
+
+    def refresh(self) -> bool:
+        """Pull a new build from the publisher (on a replica), then swap in whatever build is live."""
+        if self.puller is not None:
+            self.puller.pull()  # a failure is logged there; the live build keeps serving
+        return self.reload_if_changed()
 
     @property
     def library(self) -> Library:

@@ -1,5 +1,6 @@
 """Secrets every process and replica must share (``secrets`` table): the key that signs staff
-sessions and CSRF tokens, and the salt of the IP hashes on tickets.
+sessions and CSRF tokens, the salt of the IP hashes on tickets, and the token replicas show the
+index publisher (kb/content/publish.py).
 
 Earlier releases kept them in files in the data directory (``secret.key``, ``ip_salt``);
 `import_files` copies those in on the first start, so existing sessions stay valid. The first
@@ -20,9 +21,11 @@ from kb.storage.database import Database, upsert
 
 SESSION_KEY = "session_key"
 IP_SALT = "ip_salt"
+INDEX_TOKEN = "index_token"
 GENERATORS: dict[str, Callable[[], str]] = {
     SESSION_KEY: lambda: random.token_urlsafe(48),
     IP_SALT: lambda: random.token_hex(32),
+    INDEX_TOKEN: lambda: random.token_urlsafe(32),
 }
 FILES = {SESSION_KEY: "secret.key", IP_SALT: "ip_salt"}  # where releases before the database kept them
 

@@ -26,6 +26,7 @@ from kb.settings import Settings
 from kb.storage.database import COMMENT_CHARS
 from kb.storage.startup import open_database
 from kb.storage.limits import RateLimiter
+from kb.storage.secrets import INDEX_TOKEN, shared_secret
 from kb.tickets.intake import FIELD_CHARS
 from kb.web import background, routes
 from kb.web.edge import KbRequest, RefusedOrigins, api_guard, guard, problem
@@ -33,6 +34,7 @@ from kb.web.pages import error_page
 
 log = logging.getLogger("kb")
 HERE = Path(__file__).parent
+PUBLISHER_WAIT_SECONDS = 120.0  # a replica started with the publisher waits for its first build
 
 
 def build_services(settings: Settings, embedder=None) -> State:
@@ -42,9 +44,13 @@ def build_services(settings: Settings, embedder=None) -> State:
     embedder = embedder or make_embedder(settings)
     db = open_database(settings)
     desk = Desk(settings, embedder, db)
+    if desk.puller is not None:  # a replica: its index comes from the publisher, never from articles
+        desk.puller.wait_for_build(PUBLISHER_WAIT_SECONDS)
     try:
         desk.load()
     except IndexUnavailableError as exc:
+        if desk.puller is not None:
+            raise
         if not settings.articles.is_dir():
             raise
         log.info("%s: indexing the articles in %s now (once; later starts take seconds)", exc, settings.articles)
@@ -55,6 +61,8 @@ def build_services(settings: Settings, embedder=None) -> State:
         log.info("indexed %d articles (%d passages) in %.1f s, %d files skipped", summary.articles,
                  summary.passages, summary.seconds, len(summary.skipped))
         desk.load()
+    if settings.publish_index:
+        shared_secret(db, INDEX_TOKEN)  # read now: replicas keep pulling while the database restarts
     return State({"settings": settings, "db": db, "desk": desk, "limiter": RateLimiter(db),
                   **editor_services(settings, embedder)})
 
@@ -91,11 +99,12 @@ def _lifespan(settings: Settings, services: State | None, run_background: bool) 
 
 
 async def _poll_index(desk: Desk, seconds: float) -> None:
-    """Swap in rebuilt indexes without a restart; the load runs off the event loop."""
+    """Swap in rebuilt (or, on a replica, newly published) indexes without a restart; the pull
+    and the load run off the event loop."""
     while True:
         await asyncio.sleep(seconds)
         try:
-            if await to_thread.run_sync(desk.reload_if_changed):
+            if await to_thread.run_sync(desk.refresh, abandon_on_cancel=True):
                 log.info("index reloaded: %s", desk.library.version)
         except KbError as exc:  # keep serving the old index
             log.error("index reload failed: %s", exc.message)

@@ -37,7 +37,8 @@ def proxy_options(settings: Settings) -> dict[str, Any]:
 
     uvicorn believes these headers from 127.0.0.1 unless told otherwise (or from whatever its
     FORWARDED_ALLOW_IPS variable says): with no trusted proxy it must not read them at all, so a
-    local process cannot pick the address every per-IP limit is keyed on.
+    local process cannot pick the address every per-IP limit is keyed on. Behind a balancer the
+    balancer's address is trusted and the right-most address it did not add is the client.
     """
     proxies = list(settings.trusted_proxies)
     return {"proxy_headers": bool(proxies), "forwarded_allow_ips": proxies}
@@ -57,6 +58,8 @@ def _check_startable(settings: Settings) -> None:
 
     from kb.errors import IndexUnavailableError
 
+    if settings.index_source:
+        return  # a replica: its index comes from the publisher (it waits for the first build)
     try:
         IndexStore(settings.index_path).current_path()
     except SearchError as exc:
