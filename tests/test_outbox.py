@@ -370,3 +370,22 @@ def test_the_app_delivers_in_the_background(tmp_path, data_dir, embedder, receiv
         assert [q["query"] for q in delivered["transcript"]["requests"]] == ["vpn keeps disconnecting"]
     finally:
         services["db"].close()
+
+
+def test_a_runner_whose_lease_ran_out_counts_the_duplicate_and_leaves_the_row_delivered(tmp_path, db, receiver):
+    from kb.tickets.outbox import _attempt, claim
+
+    settings = make_settings(tmp_path, webhook_url=receiver.url)
+    ids = [create_ticket(db, settings, {**FORM, "subject": f"ticket {n}"}, "127.0.0.1")["id"] for n in range(3)]
+    now = time.time()
+    stalled = claim(db, now)  # runner A claims, then stalls past its lease
+    assert len(stalled) == 3
+    assert deliver_due(db, settings, now=now + LEASE_SECONDS + 1)["delivered"] == 3  # runner B takes over
+    assert [_attempt(db, settings, row, now) for row in stalled] == ["duplicates"] * 3  # A wakes up and sends
+    receiver.status = 500
+    assert deliver_due(db, settings, now=now + 2 * LEASE_SECONDS)["claimed"] == 0
+    assert _attempt(db, settings, stalled[0], now) == "retrying"  # a late failure ...
+    statuses = committed(settings.db_path, "SELECT status FROM outbox")
+    assert [r["status"] for r in statuses] == ["delivered"] * 3  # ... never reopens a delivered row
+    assert len(receiver.posts) == 3 + 3 + 1 and len(receiver.tickets) == 3  # one ticket per key after dedupe
+    assert sorted(t["ticket"]["id"] for t in receiver.tickets.values()) == sorted(ids)

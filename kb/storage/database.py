@@ -92,6 +92,11 @@ class Database:
                 raise StoreError(f"database unavailable: {exc.orig}") from exc
 
     @property
+    def queued(self) -> int:
+        """Deferred rows not committed yet (they pile up, to MAX_DEFERRED, while the database is down)."""
+        return len(self._deferred)
+
+    @property
     def engine(self) -> Engine:
         """The engine writes go through (the only one on PostgreSQL)."""
         return self._writer

@@ -19,6 +19,7 @@ from sqlalchemy.pool import StaticPool
 from kb.errors import KbError
 
 BUSY_TIMEOUT_MS = 30_000
+CONNECT_TIMEOUT_SECONDS = 5
 SCHEMES = ("sqlite", "postgresql")
 
 
@@ -53,7 +54,10 @@ def make_engine(url: URL, *, writer: bool = False) -> Engine:
     """An engine for the URL; for SQLite, `writer` gives the one-connection engine whose
     transactions take the write lock at BEGIN."""
     if url.get_backend_name() != "sqlite":
-        return create_engine(url, pool_size=5, max_overflow=10, pool_pre_ping=True, pool_recycle=1800)
+        # A host that does not answer at all (not one that refuses) must not hold a writer for
+        # minutes: the deferred request log retries later instead.
+        return create_engine(url, pool_size=5, max_overflow=10, pool_pre_ping=True, pool_recycle=1800,
+                             connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS})
     if writer:
         engine = create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
     else:

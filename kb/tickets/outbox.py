@@ -8,6 +8,12 @@ waiting), on SQLite the write lock serialises claims. A worker that dies mid-del
 claim that simply expires. Every attempt carries the ticket's idempotency key (the webhook's
 ``Idempotency-Key`` header, the email's Message-ID), so receivers that dedupe on it turn
 at-least-once into exactly-once.
+
+Duplicates: a runner whose lease ran out mid-attempt (a stalled process) may find, when it
+finishes, that another runner delivered the row meanwhile; it counts a duplicate (``duplicates``
+in the pass's counts, and a warning) and leaves the row delivered. A runner killed after the sink
+accepted but before the row was marked cannot count anything: that send is repeated once its
+claim expires, and only the receiver, deduplicating on the key, sees it.
 """
 
 from __future__ import annotations
@@ -173,7 +179,7 @@ def claim(db: Database, now: float, limit: int = BATCH) -> list[dict[str, Any]]:
 def deliver_due(db: Database, settings: Settings, now: float | None = None, limit: int = BATCH) -> dict[str, int]:
     """One delivery pass over the due outbox rows; returns counts by outcome."""
     now = time.time() if now is None else now
-    counts = {"claimed": 0, "delivered": 0, "retrying": 0, "failed": 0, "released": 0}
+    counts = {"claimed": 0, "delivered": 0, "retrying": 0, "failed": 0, "released": 0, "duplicates": 0}
     rows = claim(db, now, limit)
     counts["claimed"] = len(rows)
     started, down = time.monotonic(), set()
@@ -185,7 +191,7 @@ def deliver_due(db: Database, settings: Settings, now: float | None = None, limi
             continue
         outcome = _attempt(db, settings, row, now)
         counts[outcome] += 1
-        if outcome != "delivered":
+        if outcome in ("retrying", "failed"):
             down.add(row["sink"])
     return counts
 
@@ -216,17 +222,21 @@ def _attempt(db: Database, settings: Settings, row: dict[str, Any], now: float) 
         message = exc.message if isinstance(exc, KbError) else f"{type(exc).__name__}: {exc}"
         log.warning("delivery %s of %s to %s failed (attempt %d): %s", row["id"], row["ticket_id"],
                     row["sink"], attempts, message)
-        with db.write() as conn:
-            conn.execute(update(outbox).where(outbox.c.id == row["id"]).values(
+        with db.write() as conn:  # unless another runner delivered it meanwhile (our lease ran out)
+            conn.execute(update(outbox).where(outbox.c.id == row["id"], outbox.c.status != "delivered").values(
                 status="failed" if failed else "pending", attempts=attempts, claimed_until=0,
                 next_attempt_at=now + backoff(settings, attempts), last_error=message[:1000]))
             _settle(conn, row["ticket_id"])
         return "failed" if failed else "retrying"
     with db.write() as conn:
-        conn.execute(update(outbox).where(outbox.c.id == row["id"]).values(
+        marked = conn.execute(update(outbox).where(outbox.c.id == row["id"], outbox.c.status != "delivered").values(
             status="delivered", attempts=outbox.c.attempts + 1, delivered_at=time.time(), last_error="",
-            claimed_until=0))
+            claimed_until=0)).rowcount
         _settle(conn, row["ticket_id"])
+    if not marked:  # our lease ran out mid-attempt and another runner delivered it too
+        log.warning("ticket %s reached %s twice (same Idempotency-Key): a runner's lease ran out mid-delivery",
+                    row["ticket_id"], row["sink"])
+        return "duplicates"
     return "delivered"
 
 

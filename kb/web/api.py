@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -261,14 +262,20 @@ class Health(msgspec.Struct):
     articles: int
     index_age_seconds: float
     model: str
+    index_version: str  # the build served: every replica of a desk converges on the publisher's
+    request_log_queued: int  # suggests answered but not logged yet (the database is slow or down)
+    request_log_dropped: int  # suggests never logged: the queue outgrew its bound while the database was down
 
 
 @get("/healthz", responses=PROBLEMS, sync_to_thread=False, cache_control=None)
 def healthz(state: State) -> Response[Health]:
-    """Whether the index is loaded, how many articles it holds and how old it is."""
+    """Whether the index is loaded, which build, how many articles it holds and how old it is; how
+    much of the request log waits for the database. Never touches the database: a balancer keeps
+    sending suggests to a replica whose database is restarting."""
     desk: Desk = state["desk"]
-    library = desk.library
-    body = Health("ok", True, len(library.articles), round(time.time() - library.index.created, 1), desk.embedder.name)
+    library, db = desk.library, state["db"]
+    body = Health("ok", True, len(library.articles), round(time.time() - library.index.created, 1), desk.embedder.name,
+                  Path(library.version or "").name, db.queued, db.dropped)
     return Response(body, headers={"Cache-Control": "no-store"})
 
 

@@ -23,7 +23,7 @@ from kb.serving.desk import Desk
 from kb.logs import ProgressLog
 from kb.errors import IndexUnavailableError, KbError, RateLimitedError, ValidationError
 from kb.settings import Settings
-from kb.storage.database import COMMENT_CHARS
+from kb.storage.database import COMMENT_CHARS, StoreError
 from kb.storage.startup import open_database
 from kb.storage.limits import RateLimiter
 from kb.storage.secrets import INDEX_TOKEN, shared_secret
@@ -35,6 +35,8 @@ from kb.web.pages import error_page
 log = logging.getLogger("kb")
 HERE = Path(__file__).parent
 PUBLISHER_WAIT_SECONDS = 120.0  # a replica started with the publisher waits for its first build
+STORE_DOWN = "The database is unavailable right now, so nothing was stored. Please try again in a minute."
+STORE_RETRY_SECONDS = 30
 
 
 def build_services(settings: Settings, embedder=None) -> State:
@@ -118,7 +120,11 @@ def handle_error(request: Request, exc: Exception) -> Response:
     """One hook renders every error: problem JSON for the API, an HTML page for the portal."""
     headers = {}
     extra: object = None
-    if isinstance(exc, KbError):
+    if isinstance(exc, StoreError):  # the driver's words (hosts, socket paths) stay in the log
+        log.warning("%s %s: %s", request.method, request.url.path, exc.message)
+        status, detail = exc.status_code, STORE_DOWN
+        headers["Retry-After"] = str(STORE_RETRY_SECONDS)
+    elif isinstance(exc, KbError):
         status, detail = exc.status_code, exc.message
         if isinstance(exc, ValidationError):
             extra = exc.errors
