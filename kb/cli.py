@@ -508,21 +508,33 @@ def calibrate(ctx: click.Context, datasets: tuple[Path, ...], out: Path | None, 
 @click.option("--workers", default=1, show_default=True, help="Server worker processes.")
 @click.option("--dense", "dense_kind", type=click.Choice(DENSE_KINDS), default="auto", show_default=True, help="Dense index kind: exact flat, HNSW, or auto by size.")
 @click.option("--requests", type=int, help="Requests per phase (default 400, quick 60).")
+@click.option("--replicas", help="Instead: suggest req/s through HAProxy with these numbers of replicas on one"
+              " PostgreSQL (e.g. 1,2,3), and each part's CPU per request; sizes default to 1000 articles.")
 @click.pass_context
 def bench(ctx: click.Context, sizes: str, quick: bool, json_out: Path | None, model: str | None, backend: str | None,
-          threads: int | None, workers: int, dense_kind: str, requests: int | None) -> None:
+          threads: int | None, workers: int, dense_kind: str, requests: int | None, replicas: str | None) -> None:
     """Benchmark index builds and suggest latency on synthetic KBs (in process and over HTTP)."""
     from kb.measure.bench import BenchOptions, run, table
 
     settings = _settings(ctx, model=model, backend=backend, encode_threads=threads)
     chosen = tuple(int(s) for s in sizes.split(",") if s.strip())
-    if quick and ctx.get_parameter_source("sizes") == click.core.ParameterSource.DEFAULT:
-        chosen = (200,)
+    if ctx.get_parameter_source("sizes") == click.core.ParameterSource.DEFAULT and (quick or replicas):
+        chosen = (200,) if quick else (1000,)
     options = BenchOptions(sizes=chosen, model=settings.model, backend=settings.backend, threads=settings.encode_threads, workers=workers,
                            dense_kind=dense_kind, requests=requests or (60 if quick else 400),
-                           seconds=20.0 if quick else 60.0)
-    report = run(options, log=lambda m: click.echo(m, err=True))
-    click.echo(table(report))
+                           seconds=20.0 if quick else 60.0, clients=32 if replicas else 16)
+    if replicas:
+        from kb.measure import scaling
+
+        counts = tuple(int(n) for n in replicas.split(",") if n.strip().isdigit())
+        if not counts or len(counts) != len([n for n in replicas.split(",") if n.strip()]) or not all(1 <= n <= 3 for n in counts):
+            raise click.BadParameter("comma-separated numbers of replicas from 1 to 3 (deploy/haproxy.cfg names three)",
+                                     param_hint="--replicas")
+        report = scaling.run(counts, options, log=lambda m: click.echo(m, err=True))
+        click.echo(scaling.table(report))
+    else:
+        report = run(options, log=lambda m: click.echo(m, err=True))
+        click.echo(table(report))
     if json_out:
         json_out.write_text(json.dumps(report, indent=1, ensure_ascii=False))
 

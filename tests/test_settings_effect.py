@@ -260,3 +260,64 @@ def test_session_idle_minutes_decides_where_a_help_center_session_ends(tmp_path)
     db.close()
     assert (figures[30]["explicit_deflections"], figures[30]["help_center_sessions"]) == (1, 2)
     assert (figures[60]["explicit_deflections"], figures[60]["help_center_sessions"]) == (0, 1)
+
+
+def test_trusted_proxies_decides_whose_x_forwarded_for_names_the_client(tmp_path):
+    import asyncio
+
+    import httpx
+    import uvicorn
+
+    from kb.web.server import proxy_options
+
+    seen: list[str] = []
+
+    async def app(scope, receive, send):  # as far as kb's handlers see: scope["client"] is client_ip
+        if scope["type"] == "http":
+            seen.append(scope["client"][0])
+            await send({"type": "http.response.start", "status": 204, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+
+    async def ask(proxies: tuple[str, ...]) -> str:
+        config = uvicorn.Config(app, **proxy_options(Settings.load(environ={}, data=tmp_path, trusted_proxies=proxies)))
+        config.load()  # the app as `kb serve` wraps it
+        transport = httpx.ASGITransport(config.loaded_app, client=("10.0.0.5", 40000))  # the balancer
+        async with httpx.AsyncClient(transport=transport, base_url="http://kb") as client:
+            await client.get("/", headers={"X-Forwarded-For": "203.0.113.9"})
+        return seen[-1]
+
+    assert asyncio.run(ask(("10.0.0.0/24",))) == "203.0.113.9"  # the balancer is believed
+    assert asyncio.run(ask(("10.9.0.1",))) == "10.0.0.5"  # another proxy is trusted, not this peer
+    assert asyncio.run(ask(())) == "10.0.0.5"  # nobody is: a client cannot pick its own address
+
+
+def test_publish_index_offers_the_build_to_replicas(settings, services):
+    from litestar.testing import TestClient
+
+    from kb.storage.secrets import INDEX_TOKEN, shared_secret
+    from kb.web.app import create_app
+
+    auth = {"Authorization": f"Bearer {shared_secret(services['db'], INDEX_TOKEN)}"}
+    for publish, status in ((False, 404), (True, 200)):
+        chosen = settings.replace(publish_index=publish)
+        services["settings"] = chosen
+        with TestClient(create_app(chosen, services=services, background_work=False)) as client:
+            assert client.get("/api/v1/index", headers=auth).status_code == status
+
+
+def test_index_source_makes_a_replica_that_pulls_and_never_builds(settings, embedder, tmp_path):
+    from kb.content.indexer import index_directory
+    from kb.content.publish import ArticlesElsewhereError
+    from kb.serving.desk import Desk
+    from kb.storage.database import Database
+
+    db = Database(tmp_path / "kb.db")
+    try:
+        assert Desk(settings, embedder, db).puller is None
+        replica = settings.replace(index_source="http://10.0.0.11:8000", data=tmp_path / "replica")
+        desk = Desk(replica, embedder, db)
+        assert desk.puller is not None and desk.puller.source == "http://10.0.0.11:8000"
+        with pytest.raises(ArticlesElsewhereError, match="10.0.0.11"):
+            index_directory(replica, embedder)
+    finally:
+        db.close()

@@ -313,11 +313,17 @@ def record_request(
 
 
 def record_event(db: Database, *, session: str, type: str, request_id: str = "", slug: str = "",
-                 data: dict | None = None, ts: float | None = None) -> int:
-    """Store one funnel event (control characters stripped from its strings, kb/storage/text.py); its id."""
-    return int(db.insert(schema.events, {
-        "ts": ts or now(), "session": session, "type": type, "request_id": strip_controls(request_id),
-        "slug": strip_controls(slug), "data": json.dumps(clean(data or {}), ensure_ascii=False)}))
+                 data: dict | None = None, ts: float | None = None, deferred: bool = False) -> int:
+    """Store one funnel event (control characters stripped from its strings, kb/storage/text.py); its
+    id. `deferred` queues it with the request log instead (id 0): for page views, which must neither
+    wait for the database nor fail while it restarts."""
+    values = {"ts": ts or now(), "session": session, "type": type, "request_id": strip_controls(request_id),
+              "slug": strip_controls(slug), "data": json.dumps(clean(data or {}), ensure_ascii=False)}
+    if deferred:
+        stmt = db.cache.setdefault("record_event", schema.events.insert())  # one object: batched together
+        db.defer(stmt, values)
+        return 0
+    return int(db.insert(schema.events, values))
 
 
 COMMENT_CHARS = 2000  # the longest "Was this helpful?" comment (API, article page, widget)

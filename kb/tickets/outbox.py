@@ -39,7 +39,7 @@ from sqlalchemy import ColumnElement, Connection, func, select, update
 
 from kb.errors import KbError
 from kb.settings import Settings
-from kb.storage.database import Database
+from kb.storage.database import Database, StoreError
 from kb.storage.schema import outbox, tickets
 from kb.tickets.intake import get_ticket, is_email
 
@@ -269,11 +269,17 @@ async def run_outbox(db: Database, settings: Settings, interval: float = 1.0) ->
     """Deliver due rows about every `interval` seconds, off the event loop, until cancelled."""
     from anyio import to_thread
 
+    unreachable = False
     while True:
         try:
             counts = await to_thread.run_sync(deliver_due, db, settings, abandon_on_cancel=True)
+            unreachable = False
             if counts["claimed"] == BATCH and not counts["released"]:
                 continue  # more are due: go on without sleeping
+        except StoreError as exc:  # the database restarts: said once, tried again every interval
+            if not unreachable:
+                log.warning("outbox waits for the database: %s", exc.message)
+            unreachable = True
         except Exception:  # the loop must outlive any single failure
             log.exception("outbox pass failed")
         await asyncio.sleep(interval)

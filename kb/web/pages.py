@@ -168,7 +168,8 @@ def article(request: Request, state: State, slug: FromPath[str],
     if moved:  # renamed: the old URL keeps working
         return Redirect(path=urls_of(request).article(moved, **dict(request.query_params)), status_code=301)
     a = desk.article(slug)
-    record_event(state["db"], session=session_of(request), type="article_view", slug=slug, data={"locale": a.locale})
+    record_event(state["db"], session=session_of(request), type="article_view", slug=slug, data={"locale": a.locale},
+                 deferred=True)
     return page(request, "article.html", locale, article=a, html=render(a.body), toc=toc(a.body),
                 related=desk.related(slug), translations=desk.translations(slug),
                 feedback=feedback if feedback in ("yes", "no") else "")
@@ -209,7 +210,7 @@ def go(request: Request, state: State, slug: Short, r: Short = "", anchor: Short
     state["desk"].article(slug)
     anchor = anchor if ANCHOR.match(anchor) else ""
     record_event(state["db"], session=session_of(request), type="result_click",
-                 request_id=r if REQUEST_ID.match(r) else "", slug=slug, data={"anchor": anchor})
+                 request_id=r if REQUEST_ID.match(r) else "", slug=slug, data={"anchor": anchor}, deferred=True)
     return Redirect(path=urls_of(request).article(slug, anchor), status_code=303, headers=NO_STORE, cookies=_cookies(request, locale_of(request)))
 
 
