@@ -78,6 +78,8 @@ class Database:
         self._reader = make_engine(self.url) if self.dialect == "sqlite" else self._writer
         # SQLite: the one writer connection; both: the deferred queue.
         self._write_lock = threading.Lock()
+        self._flush_lock = threading.Lock()  # PostgreSQL: one flush at a time, outside the write lock
+        self._inflight = 0  # PostgreSQL: deferred rows taken out of the queue by the flush under way
         self._closed = False
         self._deferred: list[tuple[Executable, Mapping[str, Any]]] = []
         self._flusher: threading.Timer | None = None
@@ -94,7 +96,7 @@ class Database:
     @property
     def queued(self) -> int:
         """Deferred rows not committed yet (they pile up, to MAX_DEFERRED, while the database is down)."""
-        return len(self._deferred)
+        return len(self._deferred) + self._inflight
 
     @property
     def engine(self) -> Engine:
@@ -197,17 +199,17 @@ class Database:
         always reads its own writes; a crash loses at most DEFER_SECONDS of deferred rows. While
         the database cannot be reached the queue is kept (the caller is not failed) and retried,
         up to MAX_DEFERRED rows; beyond that the oldest are dropped and counted in `dropped`.
+        On PostgreSQL the caller never waits for a commit: a database host that stops answering
+        holds the flushing thread for the connect timeout, never a suggest.
         """
         with self._write_lock:
             self._check_open()
             self._deferred.append((stmt, params))
-            if len(self._deferred) > MAX_DEFERRED:
-                del self._deferred[: len(self._deferred) - MAX_DEFERRED]
-                self.dropped += 1
+            self._trim()
             full = len(self._deferred) >= DEFER_BATCH and self._failures == 0
-            if not full:
-                self._schedule()
-        if full:
+            if not full or self.dialect != "sqlite":
+                self._schedule(0.0 if full else DEFER_SECONDS)
+        if full and self.dialect == "sqlite":  # the caller pays for the batch: SQLite's writer is local
             try:
                 self.flush()
             except StoreError as exc:  # kept for the timer's retry
@@ -220,14 +222,39 @@ class Database:
             self._flusher.daemon = True
             self._flusher.start()
 
+    def _trim(self) -> None:
+        """Keep at most MAX_DEFERRED queued rows, dropping and counting the oldest (the write lock is held)."""
+        excess = len(self._deferred) - MAX_DEFERRED
+        if excess > 0:
+            del self._deferred[:excess]
+            self.dropped += excess
+
     def flush(self) -> None:
-        """Commit the deferred writes now (one transaction)."""
-        if not self._deferred:
+        """Commit the deferred writes now (one transaction); on PostgreSQL, after any flush under way."""
+        if not self._deferred and not self._inflight:  # a read waits for rows another thread is committing
             return
-        with self._write_lock:
-            self._check_open()
-            if self._deferred:
-                self._commit_deferred()
+        if self.dialect == "sqlite":  # one writer connection: the commit holds the write lock, as every write
+            with self._write_lock:
+                self._check_open()
+                if self._deferred:
+                    self._commit_deferred()
+            return
+        with self._flush_lock:  # the queue is taken out under the write lock, committed outside it
+            with self._write_lock:
+                self._check_open()
+                pending, self._deferred, self._inflight = self._deferred, [], len(self._deferred)
+            try:
+                if pending:
+                    self._commit_rows(pending)
+            except BaseException:
+                with self._write_lock:  # back in front of what came meanwhile, within the bound
+                    self._deferred[:0] = pending
+                    self._trim()
+                raise
+            finally:
+                self._inflight = 0
+            with self._write_lock:
+                self._flushed()
 
     def _timed_flush(self) -> None:
         with self._write_lock:
@@ -244,10 +271,15 @@ class Database:
                 self._schedule(min(5.0, DEFER_SECONDS * 2 ** self._failures))
 
     def _commit_deferred(self) -> None:
-        """Commit queued writes in their own transaction (the write lock is held): a bad one is
-        dropped with a warning and never undoes the caller's write. On failure to reach the
-        database the queue is kept for the next try."""
-        pending = self._deferred
+        """SQLite: commit the queue (the write lock is held, so defer() waits and nothing is added)."""
+        self._commit_rows(self._deferred)
+        self._deferred = []
+        self._flushed()
+
+    def _commit_rows(self, pending: list[tuple[Executable, Mapping[str, Any]]]) -> None:
+        """Commit queued writes in their own transaction: a bad one is dropped with a warning and
+        never undoes the caller's write. On failure to reach the database nothing is committed
+        and StoreError says so (the caller keeps the rows for the next try)."""
         with self._begin() as conn:
             for stmt, group in groupby(pending, key=lambda item: item[0]):
                 rows = [params for _stmt, params in group]
@@ -256,9 +288,11 @@ class Database:
                         conn.execute(stmt, rows)
                 except DBAPIError:
                     self._one_by_one(conn, stmt, rows)
-        self._deferred = []  # every queued row was in this transaction: defer() waits for the lock
+
+    def _flushed(self) -> None:
+        """After a commit (the write lock is held): no backoff, and no timer unless rows wait."""
         self._failures = 0
-        if self._flusher is not None:
+        if not self._deferred and self._flusher is not None:
             self._flusher.cancel()
             self._flusher = None
 
@@ -283,7 +317,7 @@ class Database:
             except StoreError:
                 pass
         # Under the write lock: a background writer (the outbox) must never see a half-closed engine.
-        with self._write_lock:
+        with self._flush_lock, self._write_lock:
             self._closed = True
             if self._flusher is not None:
                 self._flusher.cancel()
