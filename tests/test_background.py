@@ -43,3 +43,25 @@ def test_no_refresh_when_the_setting_is_zero(settings, embedder):
         time.sleep(1.0)
         assert gaps.last_refresh(services["db"]) is None
     services["db"].close()
+
+
+def test_replicas_waking_together_refresh_the_gaps_once(settings, embedder, database_url):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from kb.serving.desk import Desk
+    from kb.storage.database import Database
+    from kb.web.background import refresh_if_due
+
+    settings = settings.replace(gap_refresh_minutes=15)
+    replicas = [Database(database_url) for _ in range(3)]  # three processes on one database
+    desk = Desk(settings, embedder, replicas[0])
+    desk.load()
+    try:
+        with ThreadPoolExecutor(3) as pool:
+            done = list(pool.map(lambda db: refresh_if_due(db, settings, desk), replicas))
+        assert sum(summary is not None for summary in done) == 1
+        assert replicas[1].scalar("SELECT count(*) FROM gap_runs") == 1
+        assert refresh_if_due(replicas[2], settings, desk, now=time.time() + 16 * 60) is not None  # a period later
+    finally:
+        for db in replicas:
+            db.close()

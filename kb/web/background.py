@@ -15,6 +15,7 @@ from kb.insight import gaps
 from kb.serving.desk import Desk
 from kb.settings import Settings
 from kb.storage.database import Database
+from kb.storage.locks import held
 from kb.tickets.outbox import run_outbox
 
 log = logging.getLogger("kb.background")
@@ -34,13 +35,26 @@ async def refresh_gaps(db: Database, settings: Settings, desk: Desk) -> None:
     period = settings.gap_refresh_minutes * 60
     while True:
         try:
-            last = await to_thread.run_sync(gaps.last_refresh, db)
-            wait = 0.0 if last is None else last + period - time.time()
-            if wait <= 0:
-                summary = await to_thread.run_sync(gaps.refresh_gaps, db, settings, desk, abandon_on_cancel=True)
+            summary = await to_thread.run_sync(refresh_if_due, db, settings, desk, abandon_on_cancel=True)
+            if summary is not None:
                 log.info("gap board refreshed: %(misses)s misses, %(gaps)s gaps in %(seconds)ss", summary)
-                wait = period
+            last = await to_thread.run_sync(gaps.last_refresh, db)
+            wait = period if last is None else last + period - time.time()
         except Exception:  # keep the schedule alive; the board shows when it last refreshed
             log.exception("gap refresh failed")
             wait = period
         await asyncio.sleep(max(wait, 1.0))
+
+
+def refresh_if_due(db: Database, settings: Settings, desk: Desk, now: float | None = None) -> dict | None:
+    """Refresh the gaps if the last refresh (by any replica) is a period old; the summary, or None.
+
+    Replicas share the schedule through the database and wake together: the check and the refresh
+    run under one lock, so the first one refreshes and the others then find it done, rather than
+    each refreshing in turn.
+    """
+    with held(db, "gap-schedule"):  # not "gap-refresh", which refresh_gaps holds inside
+        last = gaps.last_refresh(db)
+        if last is not None and last + settings.gap_refresh_minutes * 60 > (now or time.time()):
+            return None
+        return gaps.refresh_gaps(db, settings, desk)
