@@ -143,13 +143,14 @@ def projection(runs: list[dict[str, Any]]) -> dict[str, float]:
 
 def table(report: dict[str, Any]) -> str:
     """One row per replica count, then the projection."""
-    header = ["replicas", "req/s", "p50/p95 ms", "errors", "kb CPU ms/req (per replica)", "postgres ms/req (share)",
+    header = ["replicas", "req/s", "p50/p95 ms", "errors", "kb CPU ms/req", "CPU-s per replica", "postgres ms/req (share)",
               "haproxy ms/req (share)", "load gen share", "machine busy"]
     rows = []
     for r in report["runs"]:
         c, s = r["cpu_ms_per_request"], r["share"]
+        per_replica = ", ".join(str(v) for k, v in r["cpu_s"].items() if k.startswith("kb"))
         rows.append([str(r["replicas"]), str(r["rps"]), f"{r['p50_ms']} / {r['p95_ms']}", str(r["errors"]),
-                     f"{c['kb']} ({', '.join(str(v) for v in c['kb_per_replica'].values())})",
+                     str(c["kb"]), per_replica,
                      f"{c['postgres']} ({s['postgres']:.0%})", f"{c['haproxy']} ({s['haproxy']:.0%})",
                      f"{s['load']:.0%}", f"{r['machine_busy']:.0%}"])
     widths = [max(len(x[i]) for x in [header, *rows]) for i in range(len(header))]
