@@ -200,7 +200,7 @@ def start_server(settings: Settings, options: BenchOptions) -> tuple[subprocess.
     raise RuntimeError("kb serve did not answer within 180 s")
 
 
-def load(port: int, queries: list[str], clients: int, limit: int, seconds: float) -> dict:
+def load(port: int, queries: list[str], clients: int, limit: int, seconds: float, host: str = "127.0.0.1") -> dict:
     """Run `clients` keep-alive connections through the queries; latency, throughput, errors.
 
     The load generator shares the machine with the server, so it is kept lean: one asyncio loop
@@ -208,10 +208,10 @@ def load(port: int, queries: list[str], clients: int, limit: int, seconds: float
     threads of http.client took 0.30 ms (and GIL hand-offs) away from the server.
     """
     with ThreadPoolExecutor(1) as pool:  # its own thread: the caller's may already run an event loop
-        return pool.submit(lambda: asyncio.run(_load(port, queries, clients, limit, seconds))).result()
+        return pool.submit(lambda: asyncio.run(_load(port, queries, clients, limit, seconds, host))).result()
 
 
-async def _load(port: int, queries: list[str], clients: int, limit: int, seconds: float) -> dict:
+async def _load(port: int, queries: list[str], clients: int, limit: int, seconds: float, host: str) -> dict:
     lat: list[float] = []
     errors = 0
     next_i = 0
@@ -222,7 +222,7 @@ async def _load(port: int, queries: list[str], clients: int, limit: int, seconds
         conn = None
         while time.perf_counter() < deadline and next_i < limit:
             i, next_i = next_i, next_i + 1
-            request = f"GET {suggest_path(queries[i % len(queries)], i)} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+            request = f"GET {suggest_path(queries[i % len(queries)], i)} HTTP/1.1\r\nHost: {host}\r\n\r\n"
             started = time.perf_counter()
             try:
                 conn = conn or await asyncio.open_connection("127.0.0.1", port)

@@ -24,6 +24,9 @@ from kb.errors import KbError
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
+# The desk's public name: clients send it through the balancer (which listens on 127.0.0.1), and
+# HAProxy's health checks too; kb refuses other names (KB_ALLOWED_HOSTS, deploy/kb.env).
+PUBLIC_HOST = "help.kb.test"
 TICK = os.sysconf("SC_CLK_TCK")
 _names = itertools.count()
 
@@ -244,7 +247,8 @@ class Balancer:
         binary = shutil.which("haproxy") or "/usr/sbin/haproxy"
         if not Path(binary).exists():
             raise BalancerUnavailable("HAProxy is not installed (apt-get install haproxy)")
-        env = {**os.environ, "KB_BALANCER": f"127.0.0.1:{self.port}", "KB_HAPROXY_STATS": f"127.0.0.1:{self.stats_port}"}
+        env = {**os.environ, "KB_BALANCER": f"127.0.0.1:{self.port}", "KB_HAPROXY_STATS": f"127.0.0.1:{self.stats_port}",
+               "KB_PUBLIC_HOST": PUBLIC_HOST}
         for n, server in enumerate(self.servers, 1):
             env["KB_PUBLISHER" if n == 1 else f"KB_REPLICA_{n}"] = f"127.0.0.1:{server.port}"
         with open(log, "ab") as out:
@@ -308,7 +312,8 @@ class Deployment:
         ports = [free_port() for _ in range(replicas)]
         balancer = Balancer([])
         common = {"DATABASE_URL": database_url, "LISTEN_HOST": "127.0.0.1", "BALANCER_ADDRESS": "127.0.0.1",
-                  "PUBLIC_URL": balancer.url, "SECURE_COOKIES": "false", "WEBHOOK_URL": "", "WEBHOOK_SECRET": "",
+                  "PUBLIC_HOST": PUBLIC_HOST, "PUBLIC_URL": f"http://{PUBLIC_HOST}:{balancer.port}",
+                  "SECURE_COOKIES": "false", "WEBHOOK_URL": "", "WEBHOOK_SECRET": "",
                   "ARTICLES": str(articles), "PUBLISHER_URL": f"http://127.0.0.1:{ports[0]}", **(values or {})}
 
         def make(n: int) -> Server:
@@ -346,5 +351,5 @@ class Deployment:
             server.stop()
 
 
-__all__ = ["Balancer", "BalancerUnavailable", "ClusterError", "Deployment", "PostgresServer", "PostgresUnavailable",
-           "Server", "cpu_seconds", "env_file", "free_port"]
+__all__ = ["Balancer", "BalancerUnavailable", "ClusterError", "Deployment", "PUBLIC_HOST", "PostgresServer",
+           "PostgresUnavailable", "Server", "cpu_seconds", "env_file", "free_port"]

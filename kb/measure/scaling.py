@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 from kb.measure.bench import BenchOptions, load, machine
 from kb.measure.benchdata import Workload, write_corpus
-from kb.measure.cluster import Deployment, PostgresServer, cpu_seconds
+from kb.measure.cluster import PUBLIC_HOST, Deployment, PostgresServer, cpu_seconds
 from kb.settings import Settings
 
 
@@ -70,7 +70,7 @@ def measure(deployment: Deployment, pg: PostgresServer, queries: list[str], clie
     parts |= {"postgres": pg.pids, "haproxy": deployment.balancer.pids}
     before = {name: cpu_seconds(pids()) for name, pids in parts.items()}
     load_before = _own_cpu()
-    result = load(deployment.balancer.port, queries, clients, limit, seconds)
+    result = load(deployment.balancer.port, queries, clients, limit, seconds, host=PUBLIC_HOST)
     used = {name: cpu_seconds(pids()) - before[name] for name, pids in parts.items()}
     used["load"] = _own_cpu() - load_before
     wall = result["n"] / max(result["rps"], 1e-9)
@@ -124,7 +124,7 @@ def run(counts: tuple[int, ...], options: BenchOptions, log: Callable[[str], Non
 
 def _load_warm(deployment: Deployment, queries: list[str]) -> None:
     """A few seconds of traffic first: every replica's caches and connections are warm."""
-    load(deployment.balancer.port, queries, 4, 200, 5.0)
+    load(deployment.balancer.port, queries, 4, 200, 5.0, host=PUBLIC_HOST)
 
 
 def projection(runs: list[dict[str, Any]]) -> dict[str, float]:

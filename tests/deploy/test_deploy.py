@@ -14,6 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
+from kb.measure.cluster import PUBLIC_HOST
+
 import traffic
 from servers import committed
 
@@ -172,11 +174,13 @@ def test_a_staff_session_and_its_csrf_token_hold_on_every_replica(desk, owner):
     page = browser.get("/admin/gaps")
     token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
     for other in ("kb1", "kb3"):
-        elsewhere = httpx.Client(base_url=desk.server(other).url, cookies=browser.cookies, follow_redirects=False)
+        # timeout: the refresh re-clusters every miss the traffic tests logged, on a busy machine
+        elsewhere = httpx.Client(base_url=desk.server(other).url, cookies=browser.cookies, follow_redirects=False,
+                                 timeout=120)
         assert elsewhere.get("/admin/gaps").status_code == 200, f"the session holds on {other}"
         assert elsewhere.post("/admin/gaps/refresh", data={"csrf_token": "forged"}).status_code == 403
         assert elsewhere.post("/admin/gaps/refresh", data={"csrf_token": token}).status_code == 303
-    other = httpx.Client(base_url=desk.server("kb3").url, cookies=browser.cookies, follow_redirects=False)
+    other = httpx.Client(base_url=desk.server("kb3").url, cookies=browser.cookies, follow_redirects=False, timeout=30)
     assert other.post("/admin/logout", data={"csrf_token": token}).status_code == 303
     assert browser.get("/admin/gaps").status_code in (302, 303, 401), "logging out on kb3 ends the session on kb2"
 
@@ -207,6 +211,14 @@ def test_per_client_limits_hold_across_replicas_behind_the_balancer(desk):
     assert len({r.headers["x-kb-replica"] for r in answers}) > 1, "the limit is counted across replicas"
     assert ticket("127.20.0.2").status_code == 429, "the client behind the balancer is limited, not the balancer"
     assert ticket("127.20.0.3").status_code == 201, "another client has its own budget"
+
+
+def test_behind_the_balancer_kb_answers_only_the_desks_own_names(desk):
+    # HAProxy's health checks name the public host (every replica is UP: the fixture waited for it)
+    named = httpx.get(desk.balancer.url + "/api/v1/healthz", headers={"Host": f"{PUBLIC_HOST}:443"}, timeout=10)
+    assert named.status_code == 200 and named.headers["x-kb-replica"]
+    rebound = httpx.get(desk.balancer.url + "/", headers={"Host": "rebound.example"}, timeout=10)
+    assert rebound.status_code == 400 and "KB_ALLOWED_HOSTS" in rebound.text
 
 
 def test_a_build_published_once_reaches_every_replica(desk):

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from kb.measure.cluster import PUBLIC_HOST
+
 QUERIES = ["vpn keeps dropping", "outlook asks for my password again", "reset my password", "printer is offline",
            "new laptop for a new starter", "mfa code does not arrive", "wifi certificate error", "сброс пароля",
            "не работает впн", "доступ к общему ящику", "lost my expense card", "office access card stopped working"]
@@ -68,11 +70,12 @@ class Report:
                 f" by kind {dict(by_kind)}; by replica {dict(by_replica)}; failed {dict(failed) or 0}")
 
 
-async def _client(base: str, address: str, n: int, deadline: float, rng: random.Random, out: list[Outcome]) -> None:
+async def _client(base: str, host: str, address: str, n: int, deadline: float, rng: random.Random,
+                  out: list[Outcome]) -> None:
     transport = httpx.AsyncHTTPTransport(local_address=address, retries=0)
     session = f"s-{address}-{n}"
     last = {"request_id": "", "slug": "vpn-connect"}
-    async with httpx.AsyncClient(base_url=base, transport=transport, timeout=60) as client:
+    async with httpx.AsyncClient(base_url=base, transport=transport, timeout=60, headers={"Host": host}) as client:
         while time.monotonic() < deadline:
             kind = rng.choices(list(MIX), weights=list(MIX.values()))[0]
             started = time.monotonic()
@@ -115,8 +118,9 @@ async def _send(client: httpx.AsyncClient, kind: str, session: str, last: dict, 
     return await client.get(rng.choice(PAGES), headers={"accept": "text/html"})
 
 
-def run(base: str, clients: int, seconds: float, network: int, seed: int = 7) -> Report:
-    """`clients` people on addresses 127.<network>.x.y for `seconds`; everything they saw."""
+def run(base: str, clients: int, seconds: float, network: int, seed: int = 7, host: str = PUBLIC_HOST) -> Report:
+    """`clients` people on addresses 127.<network>.x.y for `seconds`, naming the desk's public
+    host (the balancer listens on 127.0.0.1); everything they saw."""
     if not 1 <= network <= 254:
         raise ValueError("network is the second octet of the clients' loopback addresses (1-254)")
     rng = random.Random(seed)
@@ -124,7 +128,7 @@ def run(base: str, clients: int, seconds: float, network: int, seed: int = 7) ->
     deadline = time.monotonic() + seconds
 
     async def everyone() -> None:
-        await asyncio.gather(*(_client(base, f"127.{network}.{n // 200}.{n % 200 + 2}", n, deadline,
+        await asyncio.gather(*(_client(base, host, f"127.{network}.{n // 200}.{n % 200 + 2}", n, deadline,
                                        random.Random(rng.random()), out) for n in range(clients)))
 
     started = time.monotonic()
