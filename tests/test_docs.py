@@ -58,3 +58,11 @@ def test_every_cli_command_is_in_the_readme():
 
     missing = [c for c in commands(main) if c not in README]
     assert missing == []
+
+
+def test_docs_deploy_shows_the_configuration_files_the_deployment_tests_run():
+    guide = (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"^```\n(.*?)^```$", guide, flags=re.MULTILINE | re.DOTALL)
+    for name in ("haproxy.cfg", "kb.env", "publisher.env", "replica.env"):
+        text = (ROOT / "deploy" / name).read_text(encoding="utf-8")
+        assert text in blocks, f"docs/deploy.md does not show deploy/{name} as it is"
