@@ -196,3 +196,43 @@ def test_a_replica_never_indexes_articles_itself(tmp_path, embedder):
 
     with pytest.raises(ArticlesElsewhereError, match=SOURCE):
         index_directory(replica_settings(tmp_path, articles=ROOT / "articles"), embedder)
+
+
+def test_a_replicas_editor_refuses_and_names_the_publisher(settings, services, embedder, tmp_path):
+    import re
+    import shutil
+
+    from kb.content.source import from_source
+    from kb.staff.auth import add_user
+    from kb.web.app import create_app, editor_services
+
+    articles = tmp_path / "articles"  # a stale copy on the replica's disk: nothing may be written to it
+    shutil.copytree(ROOT / "articles", articles)
+    before = {p.name: p.read_bytes() for p in articles.rglob("*") if p.is_file()}
+    replica = settings.replace(index_source=SOURCE, articles=articles)
+    services["settings"] = replica
+    services.update(editor_services(replica, embedder))
+    editor = services["editor"]
+    draft = from_source((articles / "vpn-connect.md").read_text(encoding="utf-8"), "vpn-connect.md")
+    with pytest.raises(ArticlesElsewhereError, match="publisher"):
+        editor.save(draft, opened_digest="", original="vpn-connect", author="w@example.com")
+    with pytest.raises(ArticlesElsewhereError):
+        editor.upload("logo.png", b"\x89PNG\r\n\x1a\n", author="w@example.com")
+
+    add_user(services["db"], "writer@example.com", "writer", "correct horse battery")
+    with TestClient(create_app(replica, services=services, background_work=False)) as client:
+        token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/admin/login").text).group(1)
+        client.post("/admin/login", data={"email": "writer@example.com", "password": "correct horse battery",
+                                          "csrf_token": token})
+        board = client.get("/admin/gaps")
+        assert board.status_code == 200, "logged in: the rest of the admin works on a replica"
+        token = re.search(r'name="csrf_token" value="([^"]+)"', board.text).group(1)
+        for path in ("/admin/articles", "/admin/articles/new", "/admin/articles/vpn-connect/edit"):
+            page = client.get(path)
+            assert page.status_code == 409, path
+            assert "edited and indexed on the publisher" in page.text and f"{SOURCE}/admin/articles" in page.text
+        saved = client.post("/admin/articles/new", data={"csrf_token": token, "action": "save", "title": "Bike lockers",
+                                                         "slug": "bike-lockers", "body": "Ask reception."})
+        assert saved.status_code == 409
+    assert {p.name: p.read_bytes() for p in articles.rglob("*") if p.is_file()} == before
+    assert services["rebuilder"].builds == 0

@@ -12,8 +12,12 @@ A save
 - renames the file when the slug changes, keeping the old slug in `redirect_from:`;
 - commits when KB_ARTICLES_GIT is on (kb/content/history.py), with the staff member as author;
 - calls the `rebuild` hook, which by default re-indexes what changed in a background thread
-  (`Rebuilder`). A deployment with one articles source and one published build (several
-  replicas) gives every replica an `Editor` over that source with its own hook.
+  (`Rebuilder`).
+
+Several boxes (docs/deploy.md): the publisher holds the one articles source, so its `Editor`
+writes and rebuilds, and replicas pull the build it publishes. A replica's `Editor` is made with
+the publisher's URL and refuses every read and write (ArticlesElsewhereError, 409) rather than
+edit a folder no build is made from.
 
 One save at a time: a lock in this process and an flock on the folder across processes.
 """
@@ -37,6 +41,7 @@ from kb.content.articles import ArticleError, markdown_files
 from kb.content.history import History, Version
 from kb.content.images import StoredImage, store_image
 from kb.content.indexer import index_directory
+from kb.content.publish import ArticlesElsewhereError
 from kb.content.source import Draft, check, digest, from_source, to_source, unified_diff
 from kb.errors import KbError, NotFoundError, ValidationError
 from kb.settings import Settings
@@ -108,16 +113,26 @@ class Editor:
     """Reads and writes the articles folder for the browser editor."""
 
     def __init__(self, directory: Path, history: History | None = None,
-                 rebuild: Callable[[], None] | None = None) -> None:
+                 rebuild: Callable[[], None] | None = None, publisher: str = "") -> None:
         self.directory = Path(directory)
         self.history = history
         self.rebuild = rebuild or (lambda: None)
+        self.publisher = publisher  # set on a replica: the server that holds the articles
         self._lock = threading.Lock()
+
+    def check_source(self) -> None:
+        """Raise ArticlesElsewhereError on a replica: articles are read and written on the publisher."""
+        if self.publisher:
+            raise ArticlesElsewhereError(
+                "This server is a replica: articles are kept, edited and indexed on the publisher. Open the "
+                "editor at the desk's public address (the balancer sends /admin/articles to the publisher) "
+                f"or at {self.publisher}/admin/articles.")
 
     # -- reading ----------------------------------------------------------------------------
 
     def listing(self) -> tuple[list[Listed], list[ArticleError]]:
         """Every article file's front matter (drafts and archived too), and the files that do not parse."""
+        self.check_source()
         if not self.directory.is_dir():
             raise NotFoundError(f"The articles directory {self.directory} does not exist.")
         items, errors = [], []
@@ -136,6 +151,7 @@ class Editor:
 
     def find(self, slug: str) -> str | None:
         """The file (relative name) whose front matter has this slug, or None."""
+        self.check_source()
         candidates = []
         for name, path in markdown_files(self.directory):
             try:
@@ -155,6 +171,7 @@ class Editor:
         return None
 
     def open_file(self, name: str) -> Opened:
+        self.check_source()
         source = self._path(name).read_text(encoding="utf-8")
         return Opened(name, source, digest(source), from_source(source, name))
 
@@ -178,6 +195,7 @@ class Editor:
     @contextmanager
     def _writing(self) -> Iterator[None]:
         """One writer at a time: in this process, and across processes sharing the folder."""
+        self.check_source()
         with self._lock:
             fd = os.open(self.directory, os.O_RDONLY)
             try:

@@ -70,11 +70,14 @@ def build_services(settings: Settings, embedder=None) -> State:
 
 
 def editor_services(settings: Settings, embedder) -> dict:
-    """The article editor over the articles directory, and the background rebuild its saves start."""
+    """The article editor over the articles directory, and the background rebuild its saves start
+    (on a replica, an editor that refuses: articles are edited on the publisher)."""
     from kb.content.editor import Editor, Rebuilder, locked_build
     from kb.content.history import History
 
     rebuilder = Rebuilder(locked_build(settings, embedder))
+    if settings.index_source:  # a replica: the articles and their history are on the publisher
+        return {"editor": Editor(settings.articles, publisher=settings.index_source), "rebuilder": rebuilder}
     history = History(settings.articles) if settings.articles_git else None
     return {"editor": Editor(settings.articles, history, rebuilder.request), "rebuilder": rebuilder}
 

@@ -58,6 +58,7 @@ def _gap(state: State, gap_id: int | None) -> dict[str, Any] | None:
 def _edit_page(state: State, staff: Staff, draft: Draft, *, status_code: int = 200, gap_id: int | None = None,
                **extra: Any) -> Template:
     editor: Editor = state["editor"]
+    editor.check_source()  # a replica's editor refuses: even a blank form would save nowhere
     extra.setdefault("preview", preview_html(draft))
     return _page("article_edit", staff, status_code=status_code, gap=_gap(state, gap_id), git=editor.history is not None,
                  rebuild_error=state["rebuilder"].last_error, replay_top=board.REPLAY_TOP,
