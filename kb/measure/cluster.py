@@ -186,7 +186,7 @@ class Server:
 
     def start(self) -> None:
         """Start it (again); `ready` waits for its health check."""
-        inherited = {k: v for k, v in os.environ.items() if not k.startswith("KB_")}
+        inherited = {k: v for k, v in dict(os.environ).items() if not k.startswith("KB_")}  # only deploy/*.env
         env = {**inherited, **self.env, "KB_DATA": str(self.data)}
         self.data.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as log:

@@ -97,9 +97,13 @@ def sign(key: bytes, value: str) -> str:
 def unsign(key: bytes, signed: str | None) -> str | None:
     """The value if the signature is valid, else None."""
     value, _, mac = (signed or "").rpartition(".")
-    if not value or not hmac.compare_digest(mac, _mac(key, value)):
+    if not value or not mac.isascii():  # signatures are base64; compare_digest raises on other text
         return None
-    return value
+    try:
+        expected = _mac(key, value)
+    except UnicodeEncodeError:  # a lone surrogate: nothing this server signed
+        return None
+    return value if hmac.compare_digest(mac, expected) else None
 
 
 def _hash_id(session_id: str) -> str:
