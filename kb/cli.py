@@ -119,10 +119,11 @@ def main(verbose: bool) -> None:
 @click.pass_context
 def index(ctx: click.Context, articles: Path | None, quiet: bool) -> None:
     """Index the Markdown articles (only new or changed ones are re-embedded)."""
-    from kb.content.indexer import index_directory, make_embedder
+    from kb.content.indexer import index_directory, make_embedder, make_glossary
 
     settings = _settings(ctx, articles=articles)
     embedder = make_embedder(settings)
+    make_glossary(settings)  # parsed into the cache now (~15 s once), not when the server starts
     bar = None
 
     def on_total(total: int) -> None:
@@ -455,13 +456,14 @@ def eval_command(ctx: click.Context, datasets: tuple[Path, ...], split: str, jso
     """Compare bm25, dense, dense_max and kb's hybrid on public datasets; print a table per dataset and language."""
     from kb.measure.calibrate import dataset_name
     from kb.measure.eval import evaluate, table
-    from kb.content.indexer import make_embedder
+    from kb.content.indexer import make_embedder, make_glossary
 
-    embedder = make_embedder(_settings(ctx))
+    settings = _settings(ctx)
+    embedder, glossary = make_embedder(settings), make_glossary(settings)
     results = {}
     for d in datasets:
         name = dataset_name(d)
-        results[name] = evaluate(d, embedder, split=split, locale=locale)
+        results[name] = evaluate(d, embedder, split=split, locale=locale, glossary=glossary)
         click.echo(table(name, results[name]))
     if json_out:
         data = results[dataset_name(datasets[0])] if len(datasets) == 1 else results
@@ -479,11 +481,11 @@ def eval_command(ctx: click.Context, datasets: tuple[Path, ...], split: str, jso
 def calibrate(ctx: click.Context, datasets: tuple[Path, ...], out: Path | None, apply: bool, locale: str | None) -> None:
     """Fit fusion weights, the answer confidence and the no-answer threshold on dev splits, per request language."""
     from kb.measure import calibrate as cal_lib
-    from kb.content.indexer import index_directory, make_embedder
+    from kb.content.indexer import index_directory, make_embedder, make_glossary
 
     settings = _settings(ctx)
     embedder = make_embedder(settings)
-    tunings, prepared, work = cal_lib.calibrate(datasets, embedder, locale=locale)
+    tunings, prepared, work = cal_lib.calibrate(datasets, embedder, locale=locale, glossary=make_glossary(settings))
     with work:
         for language, (fusion, cal) in tunings.items():
             click.echo(json.dumps({"locale": language, "fusion": fusion.to_dict(), "threshold": cal.threshold,

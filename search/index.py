@@ -32,6 +32,7 @@ from search.dense import HNSW_THRESHOLD, DenseIndex, inner_products
 from search.embed import Embedder
 from search.errors import IndexCorruptError
 from search.fusion import Calibration, Fusion
+from search.glossary import Glossary
 from search.lexical import LexicalIndex
 from search.model import Document, Hit, Results
 from search.phrases import PhraseBook, record_phrases
@@ -108,9 +109,10 @@ class LexicalEvidence:
 class Index:
     """A loaded, searchable index build."""
 
-    def __init__(self, path: Path, embedder: Embedder, preload: bool = True) -> None:
+    def __init__(self, path: Path, embedder: Embedder, preload: bool = True, glossary: Glossary | None = None) -> None:
         self.path = path
         self.embedder = embedder
+        self.glossary = glossary  # crosses languages word by word (search/glossary.py); None: it is not done
         try:
             self.manifest = msgspec.json.decode((path / "manifest.json").read_bytes())
             check_manifest(path, self.manifest, embedder.name)
@@ -194,6 +196,21 @@ class Index:
         named = self.phrases.row(query)
         cands = self.candidates(query, only=only, vector=vector, fusion=fusion, lexical=lexical, named=named)
         return self.rank(cands, k, fusion, calibration, named=named)
+
+    def gloss(self, query: str) -> str:
+        """The request in the words of the KB's other language ('' without a glossary)."""
+        return self.glossary.gloss(query, self.lexical.knows, self.lexical.sounding) if self.glossary is not None else ""
+
+    def search_across(
+        self, query: str, only: Iterable[str], k: int = 10, locale: str | None = None,
+    ) -> Results | None:
+        """Rank the documents `only` (another language's) for the request's gloss, tuned for
+        `locale` (theirs), or None when there is no glossary or nothing to gloss."""
+        text = self.gloss(query)
+        if not text:
+            return None
+        vector = self.embedder.encode_queries([text])[0]
+        return self.search(text, k=k, only=only, vector=vector, locale=locale)
 
     def rows(self, doc_ids: Iterable[str]) -> np.ndarray:
         """Sorted row numbers of documents (unknown ids are skipped): a reusable search scope."""

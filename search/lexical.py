@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 from scipy import sparse
 
-from search.analysis import CYRILLIC, SOUND_PREFIX, query_terms, terms
+from search.analysis import CYRILLIC, SOUND_PREFIX, query_terms, term, terms
 from search.translit import sound_key
 
 # A word of at least this many letters that the vocabulary lacks is matched to a known term at
@@ -100,6 +100,26 @@ class LexicalIndex:
         cols = np.fromiter(found, dtype=np.int64, count=len(found))
         weights = np.fromiter(found.values(), dtype=np.float32, count=len(found))
         return cols, weights
+
+    def knows(self, term: str) -> bool:
+        """Whether some indexed text has the term."""
+        return term in self._vocab
+
+    def sounding(self, word: str) -> list[str]:
+        """The Latin term (most documents first) that sounds like a Cyrillic word (`подкаст` ~
+        `podcast`), if the index has one: for a word no bilingual dictionary translates."""
+        for key in dict.fromkeys((sound_key(term(word)), sound_key(word))):
+            if len(key) >= 2 and key in self._sounds:
+                return [self._terms[self._sounds[key][0]]]
+        return []
+
+    @cached_property
+    def _terms(self) -> list[str]:
+        """Vocabulary terms by column."""
+        out = [""] * len(self._vocab)
+        for t, col in self._vocab.items():
+            out[col] = t
+        return out
 
     def _resolve(self, group: tuple[str, ...]) -> list[int]:
         """The columns one query word stands for (see query_columns)."""

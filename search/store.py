@@ -28,6 +28,7 @@ from search.dense import HNSW_THRESHOLD, DenseIndex
 from search.embed import Embedder
 from search.errors import IndexCorruptError, IndexMissingError, StaleBuildError
 from search.fusion import Calibration, Fusion
+from search.glossary import Glossary
 from search.index import (CHUNKING, DENSE_FILE, FILES, FORMAT, Index, check_manifest, document_hash,
                           document_record, embedding_units, lexical_texts, text_key)
 from search.lexical import LexicalIndex
@@ -118,8 +119,8 @@ class IndexStore:
         except OSError:
             return None
 
-    def load(self, embedder: Embedder) -> Index:
-        return Index(self.current_path(), embedder)
+    def load(self, embedder: Embedder, glossary: Glossary | None = None) -> Index:
+        return Index(self.current_path(), embedder, glossary=glossary)
 
     def _previous(self, model: str, base: Path | None) -> Stored | None:
         """The build to reuse: `base` if given (it must be readable), else the live one if usable."""

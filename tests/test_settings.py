@@ -61,6 +61,7 @@ def test_defaults_need_no_environment(tmp_path):
         ({"KB_LOCALES": "en"}, "locales", ("en",)),
         ({"KB_DATA": "/srv/kb"}, "data", Path("/srv/kb")),
         ({"KB_MODEL": "/models/mini"}, "model", "/models/mini"),
+        ({"KB_GLOSSARY": ""}, "glossary", ""),
     ],
 )
 def test_environment_values_are_coerced(tmp_path, env, name, expected):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -13,6 +15,8 @@ import msgspec
 from search.embed import Embedder, SentenceTransformerEmbedder
 from search.errors import IndexCorruptError, IndexMissingError, StaleBuildError
 from search.fusion import Calibration, Fusion
+from search.glossary import Glossary
+from search.modelfiles import DEFAULT_CACHE
 from search.model import Document, Passage
 from search.store import BuildReport, IndexStore, payloads
 
@@ -20,8 +24,9 @@ import kb.content.articles as article_files
 from kb.content.articles import Article, Section, Stamp, Unchanged, load_dir
 from kb.content.publish import require_articles_source
 from kb.errors import ArticleError
-from kb.settings import Settings
+from kb.settings import Settings, SettingsError
 
+log = logging.getLogger("kb.index")
 SOURCES_FILE = "sources.json"  # what each published article's file was: digest, size, mtime and slug
 CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
 
@@ -29,6 +34,31 @@ CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
 def make_embedder(settings: Settings) -> SentenceTransformerEmbedder:
     """Load the configured model with the configured backend (offline)."""
     return SentenceTransformerEmbedder(settings.model, backend=settings.backend, threads=settings.encode_threads)
+
+
+def make_glossary(settings: Settings) -> Glossary | None:
+    """The bilingual dictionary that crosses languages, parsed once into kb's cache.
+
+    None when the setting is empty, or (with a warning: requests are then answered only by
+    articles that share their words) when the file is not there; an unreadable one is an error.
+    """
+    if not settings.glossary:
+        return None
+    path = Path(settings.glossary)
+    try:
+        return _glossary(str(path), path.stat().st_mtime_ns)
+    except FileNotFoundError as exc:
+        log.warning("glossary %s: %s; requests will not cross languages (install Debian's mueller7-dict, "
+                    "or set KB_GLOSSARY='' to silence this)", path, exc.strerror or exc)
+        return None
+    except (UnicodeDecodeError, ValueError, OSError) as exc:
+        raise SettingsError(f"glossary {path} is unreadable: {exc}") from exc
+
+
+@functools.lru_cache(maxsize=2)
+def _glossary(path: str, mtime_ns: int) -> Glossary:
+    """One parsed dictionary per file version, shared by every desk of the process."""
+    return Glossary.load(Path(path), DEFAULT_CACHE)
 
 
 def to_document(article: Article) -> Document:

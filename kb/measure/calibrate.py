@@ -18,6 +18,7 @@ import numpy as np
 
 from search.embed import Embedder
 from search.fusion import Calibration, Fusion
+from search.glossary import Glossary
 from search.index import Index
 from search.store import IndexStore
 from search.language import detect
@@ -47,6 +48,12 @@ class Prepared:
     articles: list[dict] = field(default_factory=list)
     locale: str = "en"  # the requests' language
     article_locale: str = "en"
+    glossed: bool = False  # the requests are searched as their gloss in the articles' language
+
+    @property
+    def searched(self) -> str:
+        """The language the requests are searched in, whose tuning they take and join."""
+        return self.article_locale if self.glossed else self.locale
 
     def rows(self, split: str) -> list[int]:
         return [i for i, q in enumerate(self.queries) if q["split"] == split]
@@ -80,10 +87,13 @@ def dataset_name(directory: Path) -> str:
     return f"{directory.parent.name}/{directory.name}" if nested else directory.name
 
 
-def prepare(directory: Path, embedder: Embedder, workdir: Path, batch: int = 256, locale: str | None = None) -> Prepared:
+def prepare(directory: Path, embedder: Embedder, workdir: Path, batch: int = 256, locale: str | None = None,
+            glossary: Glossary | None = None) -> Prepared:
     """Index a dataset's articles with `kb index`'s code path and encode all its queries.
 
     The articles' and the requests' languages are detected from their text unless `locale` names both.
+    When they differ and there is a glossary, every request is searched as its gloss in the
+    articles' language (Index.gloss), as the desk searches another language's articles.
     """
     directory = Path(directory)
     if not (directory / "articles.jsonl").exists() or not (directory / "queries.jsonl").exists():
@@ -96,9 +106,14 @@ def prepare(directory: Path, embedder: Embedder, workdir: Path, batch: int = 256
     name = dataset_name(directory)
     root = workdir / name.replace("/", "__")
     index_articles(to_articles(records, article_locale), root, embedder)
+    index = IndexStore(root).load(embedder, glossary=glossary)
+    glossed = glossary is not None and query_locale != article_locale
+    if glossed:
+        texts = [index.gloss(t) or t for t in texts]
+        queries = [dict(q, query=t, asked=q["query"]) for q, t in zip(queries, texts)]
     parts = [embedder.encode_queries(texts[i : i + batch]) for i in range(0, len(texts), batch)]
     vectors = np.vstack(parts) if parts else np.zeros((0, embedder.dim), dtype=np.float32)
-    return Prepared(name, IndexStore(root).load(embedder), queries, vectors, records, query_locale, article_locale)
+    return Prepared(name, index, queries, vectors, records, query_locale, article_locale, glossed)
 
 
 def fusion_groups(p: Prepared, split: str = "dev") -> list[Group]:
@@ -160,13 +175,14 @@ def fit(prepared: Sequence[Prepared], fit_weights: bool = True, split: str = "de
 
 def calibrate(
     directories: Sequence[Path], embedder: Embedder, fit_weights: bool = True, locale: str | None = None,
+    glossary: Glossary | None = None,
 ) -> tuple[Tunings, list[Prepared], tempfile.TemporaryDirectory]:
     """Prepare each dataset and fit fusion and calibration on the dev splits pooled per request language."""
     work = tempfile.TemporaryDirectory(prefix="kb-calibrate-")
-    prepared = [prepare(Path(d), embedder, Path(work.name), locale=locale) for d in directories]
+    prepared = [prepare(Path(d), embedder, Path(work.name), locale=locale, glossary=glossary) for d in directories]
     tunings: Tunings = {}
-    for language in sorted({p.locale for p in prepared}):
-        tunings[language] = fit([p for p in prepared if p.locale == language], fit_weights=fit_weights)
+    for language in sorted({p.searched for p in prepared}):
+        tunings[language] = fit([p for p in prepared if p.searched == language], fit_weights=fit_weights)
     return tunings, prepared, work
 
 
@@ -190,7 +206,7 @@ def test_metrics(prepared: Sequence[Prepared], tunings: Tunings, split: str = "t
 
     out = {}
     for p in prepared:
-        fusion, cal = tunings.get(p.locale) or default_tuning(tunings)
+        fusion, cal = tunings.get(p.searched) or default_tuning(tunings)
         feats, correct, in_scope = top_hits(p, p.rows(split), fusion)
         conf = np.array([cal.confidence(f) for f in feats])
         y = (correct & in_scope).astype(float)

@@ -12,6 +12,7 @@ import numpy as np
 
 from search.embed import Embedder
 from search.fusion import Calibration, Fusion
+from search.glossary import Glossary
 from search.learn import brier, ece, fit_calibration
 
 from kb.measure.calibrate import Prepared, fit, prepare
@@ -132,13 +133,14 @@ def score_run(p: Prepared, run: Run, split: str) -> dict:
 
 
 def evaluate(directory: Path, embedder: Embedder, split: str = "test", shipped: bool = True,
-             locale: str | None = None) -> dict[str, dict]:
+             locale: str | None = None, glossary: Glossary | None = None) -> dict[str, dict]:
     """Index a dataset as `kb index` does, fit kb's weights and calibration on dev, score `split`.
 
-    The dataset's languages are detected from its text unless `locale` is given.
+    The dataset's languages are detected from its text unless `locale` is given. Requests in
+    another language than the articles are searched as their gloss when a glossary is given.
     """
     with tempfile.TemporaryDirectory(prefix="kb-eval-") as work:
-        p = prepare(Path(directory), embedder, Path(work), locale=locale)
+        p = prepare(Path(directory), embedder, Path(work), locale=locale, glossary=glossary)
         return evaluate_prepared(p, embedder, split=split, shipped=shipped)
 
 
@@ -152,8 +154,8 @@ def evaluate_prepared(p: Prepared, embedder: Embedder, split: str = "test", ship
     ranked, feats = run_index(p, fusion, cal)
     # kb's answerability score is the calibration's P(in scope) stage
     runs["hybrid"] = Run(ranked, feats, np.array([cal.answerable(f) for f in feats]), cal)
-    if shipped:  # the weights and calibration shipped in kb/content/calibration.json for the requests' language
-        fusion0, cal0 = p.index.tuning(p.locale)
+    if shipped:  # the weights and calibration shipped in kb/content/calibration.json for the language searched
+        fusion0, cal0 = p.index.tuning(p.searched)
         ranked, feats = run_index(p, fusion0, cal0)
         runs["hybrid_shipped"] = Run(ranked, feats, np.array([cal0.answerable(f) for f in feats]), cal0)
     results = {name: score_run(p, runs[name], split) for name in (*SYSTEMS, *(["hybrid_shipped"] if shipped else []))}

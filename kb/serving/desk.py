@@ -26,7 +26,7 @@ from search.text import highlight
 
 from kb.content.articles import Article
 from kb.errors import IndexUnavailableError, InvalidQueryError, NotFoundError
-from kb.content.indexer import load_articles
+from kb.content.indexer import load_articles, make_glossary
 from kb.content.publish import Puller
 from kb.settings import Settings
 from kb.storage.database import Database, record_request
@@ -119,6 +119,7 @@ class Desk:
         self.embedder = embedder
         self.db = db
         self.store = IndexStore(settings.index_path)
+        self.glossary = make_glossary(settings)
         self._library: Library | None = None
         self._swap_lock = threading.Lock()
         self.puller: Puller | None = None
@@ -131,7 +132,7 @@ class Desk:
         """Load the current build; a missing or damaged index is a clear domain error."""
         version = self.store.version()
         try:
-            index = self.store.load(self.embedder)
+            index = self.store.load(self.embedder, glossary=self.glossary)
             library = Library(index, load_articles(index.path), version)
         except (IndexMissingError, IndexCorruptError) as exc:
             raise IndexUnavailableError(str(exc)) from exc
@@ -204,6 +205,10 @@ class Desk:
                 fallback = bool(top_foreign)
                 results = anywhere
         assert results is not None  # search_scoped or the fallback always answers
+        if not results.answered:  # no article in any language matched the words: cross by a glossary
+            across = self._across(library, meant, locale, limit)
+            if across is not None:
+                results, fallback = across, True
         items = self._in_language(library, [self._suggestion(library, hit, meant) for hit in results.hits], locale, meant)
         fallback = fallback and any(i.locale != locale for i in items)
         answer = Suggestions(
@@ -219,6 +224,15 @@ class Desk:
                 source=source,
             )
         return answer
+
+    def _across(self, library: Library, meant: str, locale: str, limit: int) -> Results | None:
+        """The first other language whose articles answer the request's gloss (search/glossary.py)."""
+        for other, slugs in library.by_locale.items():
+            if other != locale:
+                found = library.index.search_across(meant, slugs, k=limit, locale=other)
+                if found is not None and found.answered:
+                    return found
+        return None
 
     def _suggestion(self, library: Library, hit: Hit, query: str) -> Suggestion:
         article = library.articles[hit.doc_id]
@@ -255,7 +269,9 @@ class Desk:
         """Run a request against the live index without recording it (gap replay, eval), read
         and tuned for its language as `suggest` reads it."""
         language, meant = self.reading(validate_query(query, self.settings.max_query_chars), locale)
-        return self.library.index.search(meant, k=k, locale=language)
+        library = self.library
+        results = library.index.search(meant, k=k, locale=language)
+        return results if results.answered else self._across(library, meant, language, k) or results
 
     def pick_locale(self, locale: str | None) -> str:
         """A supported locale from a ?locale= value or an Accept-Language header."""
