@@ -106,6 +106,14 @@ class LexicalEvidence:
     near: np.ndarray  # documents of the 50 best matching passages (for neighbourhood searches)
 
 
+CROSSING = ">"  # a tuning key `ru>en`: requests in one language searched as their gloss in another
+
+
+def crossing(source: str, target: str) -> str:
+    """The tuning key of requests in `source` glossed into `target`."""
+    return f"{source}{CROSSING}{target}"
+
+
 class Index:
     """A loaded, searchable index build."""
 
@@ -169,8 +177,15 @@ class Index:
         return [d["id"] for d in self.docs]
 
     def tuning(self, locale: str | None = None) -> tuple[Fusion, Calibration]:
-        """The fusion weights and calibration for requests in a language (the default ones if none)."""
-        return self.locales.get(locale or "", (self.fusion, self.calibration))
+        """The fusion weights and calibration for requests in a language (the default ones if none).
+
+        A crossing such as `ru>en` (Russian requests glossed into English, search_across) has a
+        fit of its own when one was made, else takes the language it is searched in.
+        """
+        key = locale or ""
+        if key not in self.locales and CROSSING in key:
+            key = key.rsplit(CROSSING, 1)[1]
+        return self.locales.get(key, (self.fusion, self.calibration))
 
     def document_vectors(self, doc_id: str) -> np.ndarray:
         """The chunk vectors of one document (for 'related' lookups)."""
@@ -205,7 +220,7 @@ class Index:
         self, query: str, only: Iterable[str], k: int = 10, locale: str | None = None,
     ) -> Results | None:
         """Rank the documents `only` (another language's) for the request's gloss, tuned for
-        `locale` (theirs), or None when there is no glossary or nothing to gloss."""
+        `locale` (a crossing such as `ru>en`), or None when there is no glossary or nothing to gloss."""
         text = self.gloss(query)
         if not text:
             return None

@@ -123,3 +123,16 @@ def test_without_a_glossary_the_desk_stays_in_the_words_it_shares(desk, embedder
     plain.load()
     assert plain.glossary is None and plain.library.index.gloss("потерял карту") == ""
     assert not plain.suggest("потерял корпоративную карту", locale="ru", record=False).answered
+
+
+def test_a_crossing_takes_its_own_fit_or_the_target_languages(desk):
+    index = desk.library.index
+    assert "ru>en" not in index.locales  # none is shipped (docs/answer-quality.md says why)
+    assert index.tuning("ru>en") == index.tuning("en") != index.tuning("ru")  # the language searched
+    assert index.tuning("en>ru") == index.tuning("ru")
+    fitted = (index.fusion, index.calibration.__class__(threshold=0.99))
+    index.locales["ru>en"] = fitted  # as `kb calibrate` on a desk's own cross-language requests makes it
+    try:
+        assert index.tuning("ru>en") == fitted
+    finally:
+        del index.locales["ru>en"]

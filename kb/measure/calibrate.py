@@ -19,7 +19,7 @@ import numpy as np
 from search.embed import Embedder
 from search.fusion import Calibration, Fusion
 from search.glossary import Glossary
-from search.index import Index
+from search.index import Index, crossing
 from search.store import IndexStore
 from search.language import detect
 from search.learn import Group, fit_calibration, fit_fusion
@@ -52,8 +52,8 @@ class Prepared:
 
     @property
     def searched(self) -> str:
-        """The language the requests are searched in, whose tuning they take and join."""
-        return self.article_locale if self.glossed else self.locale
+        """Whose tuning the requests take and join: their language's, or a crossing (`ru>en`)."""
+        return crossing(self.locale, self.article_locale) if self.glossed else self.locale
 
     def rows(self, split: str) -> list[int]:
         return [i for i, q in enumerate(self.queries) if q["split"] == split]

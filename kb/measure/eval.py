@@ -154,7 +154,7 @@ def evaluate_prepared(p: Prepared, embedder: Embedder, split: str = "test", ship
     ranked, feats = run_index(p, fusion, cal)
     # kb's answerability score is the calibration's P(in scope) stage
     runs["hybrid"] = Run(ranked, feats, np.array([cal.answerable(f) for f in feats]), cal)
-    if shipped:  # the weights and calibration shipped in kb/content/calibration.json for the language searched
+    if shipped:  # the weights and calibration shipped in kb/content/calibration.json for the requests (or the crossing)
         fusion0, cal0 = p.index.tuning(p.searched)
         ranked, feats = run_index(p, fusion0, cal0)
         runs["hybrid_shipped"] = Run(ranked, feats, np.array([cal0.answerable(f) for f in feats]), cal0)

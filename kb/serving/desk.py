@@ -18,7 +18,7 @@ import numpy as np
 
 from search.embed import submit_queries
 from search.errors import IndexCorruptError, IndexMissingError
-from search.index import Index
+from search.index import Index, crossing
 from search.language import detect, pick
 from search.store import IndexStore
 from search.model import Hit, Results
@@ -229,7 +229,7 @@ class Desk:
         """The first other language whose articles answer the request's gloss (search/glossary.py)."""
         for other, slugs in library.by_locale.items():
             if other != locale:
-                found = library.index.search_across(meant, slugs, k=limit, locale=other)
+                found = library.index.search_across(meant, slugs, k=limit, locale=crossing(locale, other))
                 if found is not None and found.answered:
                     return found
         return None
