@@ -180,12 +180,10 @@ class Index:
         """The fusion weights and calibration for requests in a language (the default ones if none).
 
         A crossing such as `ru>en` (Russian requests glossed into English, search_across) has a
-        fit of its own when one was made, else takes the language it is searched in.
+        fit of its own when one was made, else the default one: neither language's own fit knows
+        how sure a gloss is, and the default (English) threshold is the stricter.
         """
-        key = locale or ""
-        if key not in self.locales and CROSSING in key:
-            key = key.rsplit(CROSSING, 1)[1]
-        return self.locales.get(key, (self.fusion, self.calibration))
+        return self.locales.get(locale or "", (self.fusion, self.calibration))
 
     def document_vectors(self, doc_id: str) -> np.ndarray:
         """The chunk vectors of one document (for 'related' lookups)."""
