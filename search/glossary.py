@@ -4,8 +4,10 @@ bilingual dictionary, into the words the KB's other language uses.
 The dictionary is an English->Russian one in dictd format (Debian's `mueller7-dict`, Mueller's
 46,000-headword dictionary; any dictd file of the same shape works). Each headword's translations
 are read in the dictionary's order (first senses first; example phrases, labels and notes
-dropped). Read both ways it gives, for a Russian term (search/analysis.py's, so inflection does
-not matter), the English headwords that translate it, and for an English term the Russian words.
+dropped). Read backwards it gives, for a Russian term (search/analysis.py's, so inflection does
+not matter), the English headwords that translate it. Only Russian requests are glossed: English
+ones glossed into Russian (4 translations per headword, no ranking) answered off-topic requests
+with Russian articles on the bundled KB (docs/answer-quality.md).
 
 A request is glossed only into words the index knows (`known`): a dictionary offers `canticle`,
 `chant` and `song` for `песня`, and the KB's vocabulary says which of them its articles use. The
@@ -35,7 +37,7 @@ PER_WORD = 2  # translations kept per request word (hwu_ru/xling_en dev R@1: 1 0
 # How much a translation's place in its entry weighs against the entry's length (log characters).
 # On hwu_ru/xling_en dev (5-fold R@1 of kb's fusion): 0 0.38, 0.7 0.45, 2 0.51, 3.5 0.52, 6 0.52.
 RANK_WEIGHT = 6.0
-CACHE_FORMAT = "2"
+CACHE_FORMAT = "3"
 
 
 def _b64(text: str) -> int:
@@ -76,14 +78,13 @@ def translations(entry: str) -> list[str]:
 
 
 def parse(index: Path, data: Path) -> dict[str, dict[str, list[str]]]:
-    """Both directions of an English->Russian dictionary: {"ru": {term: [English words]}, "en": {term: [Russian words]}}.
+    """An English->Russian dictionary read backwards: {"ru": {Russian term: [English words]}}.
 
     A Russian term's English words are ordered by how early the term comes in each headword's
     entry (`будильник` is alarm-clock's first word but alarm's fifth), and nearly equal places by
     the entry's length (common words have long entries: `song` before `canto`).
     """
     ranked: dict[str, dict[str, float]] = {}
-    english: dict[str, list[str]] = {}
     for head, entry in dictd_entries(index, data):
         headword = head.strip().lower()
         if not HEADWORD.fullmatch(headword):
@@ -91,13 +92,12 @@ def parse(index: Path, data: Path) -> dict[str, dict[str, list[str]]]:
         russian = translations(entry)
         if not russian:
             continue
-        english.setdefault(term(headword.replace("-", "")), russian[:4])
         size = math.log(len(entry))
         for rank, word in enumerate(dict.fromkeys(russian)):
             score = size - RANK_WEIGHT * math.log(1 + rank)
             slot = ranked.setdefault(term(word), {})
             slot[headword] = max(slot.get(headword, -math.inf), score)
-    return {"ru": {t: sorted(c, key=lambda h: -c[h])[:12] for t, c in ranked.items()}, "en": english}
+    return {"ru": {t: sorted(c, key=lambda h: -c[h])[:12] for t, c in ranked.items()}}
 
 
 def _digest(*paths: Path) -> str:
@@ -136,20 +136,23 @@ class Glossary:
 
     def gloss(self, text: str, known: Callable[[str], bool], sounds: Callable[[str], list[str]] | None = None,
               per_word: int = PER_WORD) -> str:
-        """The text's words in the other language, as far as the index `known` has their terms.
+        """The text's words in the other language, as far as the index `known` has their terms
+        ('' when no word of it is in a language the glossary translates).
 
-        A Cyrillic word goes to English and a Latin one to Russian. A word whose translations the
-        index does not know gets the first one (the sentence model may still read it). A Cyrillic
-        word with none becomes the Latin term that `sounds` like it (`подкаст` -> `podcast`: names
-        and loanwords); any other word is kept as it is (a product name, a code).
+        A Cyrillic word goes to English. A word whose translations the index does not know gets
+        the first one (the sentence model may still read it). A Cyrillic word with none becomes
+        the Latin term that `sounds` like it (`подкаст` -> `podcast`: names and loanwords); any
+        other word is kept as it is (a product name, a code).
         """
         out: list[str] = []
+        side = self.entries.get("ru", {})
+        if not CYRILLIC.search(text):
+            return ""
         for word, _, _ in words(text):
             if word in STOPWORDS:
                 continue
             own = term(word)
-            side = self.entries.get("ru" if CYRILLIC.search(word) else "en", {})
-            offered = side.get(own, [])
+            offered = side.get(own, []) if CYRILLIC.search(word) else []
             found = [w for w in offered if all(known(term(p)) for p in w.split("-"))][:per_word] or offered[:1]
             if not found and sounds is not None and CYRILLIC.search(word):
                 found = sounds(word)

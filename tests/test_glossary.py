@@ -63,13 +63,13 @@ def test_dictd_entries_and_translations(tmp_path):
     assert translations(entries["song"]) == ["песня", "романс", "пение", "стихи", "поэзия"]
 
 
-def test_parse_reads_both_directions(tmp_path):
+def test_parse_reads_the_dictionary_backwards(tmp_path):
     index = write_dictd(tmp_path)
     both = parse(index, index.with_suffix(".dict.dz"))
     assert set(both["ru"][term("будильник")]) == {"alarm", "alarm-clock"}
     assert "alarm" in both["ru"][term("будильника")]  # any form of the word: keyed by index term
     assert both["ru"][term("песню")][0] == "song"  # a long entry (a common word) before chant's
-    assert both["en"][term("passwords")] == ["пароль", "пропуск"]
+    assert set(both) == {"ru"}  # English requests are not glossed (docs/answer-quality.md says why)
 
 
 def test_gloss_uses_the_words_the_kb_knows(tmp_path):
@@ -81,7 +81,7 @@ def test_gloss_uses_the_words_the_kb_knows(tmp_path):
     # a word no dictionary has becomes the KB's Latin term that sounds like it
     assert glossary.gloss("подкаст", english.knows, english.sounding) == "podcast"
     russian = LexicalIndex.build(["Сброс пароля"])
-    assert glossary.gloss("forgot password", russian.knows) == "forgot пароль"  # and the other way
+    assert glossary.gloss("forgot password", russian.knows) == ""  # English requests stay as they are
     cached = list((tmp_path / "cache").iterdir())
     assert len(cached) == 1 and Glossary.load(tmp_path / "test.index", tmp_path / "cache").entries == glossary.entries
 
@@ -114,7 +114,8 @@ def test_a_request_only_another_language_answers_gets_that_article(desk, request
 
 
 @pytest.mark.parametrize("request_, locale", [("рецепт борща", "ru"), ("погода в москве", "ru"),
-                                              ("what is the meaning of life", "ru"), ("write me a poem about spring", "en")])
+                                              ("what is the meaning of life", "ru"), ("write me a poem about spring", "en"),
+                                              ("how do I get a refund from the vending machine", "en")])
 def test_crossing_languages_does_not_answer_what_nothing_covers(desk, request_, locale):
     assert not desk.suggest(request_, locale=locale, record=False).answered
 
