@@ -257,18 +257,26 @@ class Database:
                 self._flushed()
 
     def _timed_flush(self) -> None:
-        with self._write_lock:
-            self._flusher = None
+        # `_flusher` stays set while this runs: a flush can wait the whole connect timeout for a
+        # database that does not answer, and rows queued meanwhile must not start timer after
+        # timer, each waiting its turn on the flush lock (they piled up by the hundred).
         try:
             self.flush()
             self._failures = 0
+            delay = DEFER_SECONDS
         except StoreError as exc:  # closed meanwhile (close() committed the queue), or the database is down
             if self._closed:
                 return
             self._failures += 1
             log.warning("deferred writes not committed yet (%d queued): %s", len(self._deferred), exc.message)
-            with self._write_lock:  # try again, backing off to at most every 5 s
-                self._schedule(min(5.0, DEFER_SECONDS * 2 ** self._failures))
+            delay = min(5.0, DEFER_SECONDS * 2 ** self._failures)  # try again, backing off to every 5 s
+        finally:
+            with self._write_lock:
+                if self._flusher is not None and self._flusher.ident == threading.get_ident():
+                    self._flusher = None
+        with self._write_lock:
+            if self._deferred:
+                self._schedule(delay)
 
     def _commit_deferred(self) -> None:
         """SQLite: commit the queue (the write lock is held, so defer() waits and nothing is added)."""
