@@ -74,3 +74,15 @@ def committed(db: Path | str, sql: str, params: tuple | dict = ()) -> list[Any]:
             return list(conn.exec_driver_sql(sql, params).mappings())
     finally:
         engine.dispose()
+
+
+STAFF_PASSWORD = "correct horse battery"  # the password browser tests give the staff they add
+
+
+def login(page: Any, base: str, email: str, password: str = STAFF_PASSWORD) -> None:
+    """Sign in to the admin of the kb at `base` through its login form (a Playwright page)."""
+    page.goto(base + "/admin/login")
+    page.fill("#email", email)
+    page.fill("#password", password)
+    page.click("button[type=submit]")
+    page.wait_for_load_state()

@@ -13,12 +13,11 @@ from typing import Any, Iterator
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from servers import start_server, stop_server  # noqa: E402
+from servers import STAFF_PASSWORD as PASSWORD, login, start_server, stop_server  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.browser
-PASSWORD = "correct horse battery"
 COFFEE = ["coffee machine broken", "the coffee machine on floor 3 is not working", "coffee maker out of order",
           "espresso machine leaking water", "who fixes the coffee machine", "no coffee coming out of the machine"]
 
@@ -66,13 +65,6 @@ def admin_server(tmp_path_factory, indexed_dir, embedder) -> Iterator[str]:
         stop_server(proc)
 
 
-def _login(page: Any, base: str, email: str) -> None:
-    page.goto(base + "/admin/login")
-    page.fill("#email", email)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_load_state()
-
 
 def _csp_errors(page: Any) -> list[str]:
     errors: list[str] = []
@@ -111,7 +103,7 @@ def test_owner_logs_in_and_sees_dashboard_and_gap_board(admin_server, page, shot
 
 
 def test_writer_sees_the_board_but_not_the_dashboard(admin_server, page, shot):
-    _login(page, admin_server, "writer@example.com")
+    login(page, admin_server, "writer@example.com")
     assert page.url.endswith("/admin/gaps")
     assert page.locator("nav.admin-nav >> text=Dashboard").count() == 0
     response = page.goto(admin_server + "/admin/dashboard")
@@ -148,7 +140,7 @@ def test_staff_pages_fit_a_phone_and_headers_break_between_words(admin_server, b
         try:
             page.goto(admin_server + "/admin/login")
             assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
-            _login(page, admin_server, "owner@example.com")
+            login(page, admin_server, "owner@example.com")
             page.goto(admin_server + "/admin/gaps")
             gap = page.locator("table.admin-table tbody tr a").first.get_attribute("href")
             for path in ["/admin", "/admin/dashboard", "/admin/gaps", gap, "/admin/articles", "/admin/articles/new",

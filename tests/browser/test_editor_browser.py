@@ -17,11 +17,10 @@ from typing import Any, Iterator
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from servers import start_server, stop_server  # noqa: E402
+from servers import STAFF_PASSWORD as PASSWORD, login, start_server, stop_server  # noqa: E402
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]
-PASSWORD = "correct horse battery"
 VENDING = ["vending machine ate my money", "the snack machine took my coins", "vending machine not giving change",
            "how do I get a refund from the vending machine"]
 BODY = """The snack and drinks vending machines in each kitchen belong to Northwind Catering.
@@ -81,13 +80,6 @@ def ask_widget(browser: Any, site: Any, kb: str, text: str) -> dict:
     finally:
         context.close()
 
-
-def login(page: Any, base: str, email: str) -> None:
-    page.goto(base + "/admin/login")
-    page.fill("#email", email)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_load_state()
 
 
 def test_a_writer_closes_a_gap_from_the_browser(writer_server, browser, page, demo_site, shot):
