@@ -236,7 +236,7 @@ def test_session_idle_minutes_decides_where_a_help_center_session_ends(tmp_path)
     """"Yes, this solved it", then a ticket 40 minutes later: two sessions (one deflected) at 30
     minutes, one session that ended in a ticket (never a deflection) at 60."""
     from kb.insight import stats
-    from kb.insight.settle import Sessions
+    from kb.storage.settle import Sessions
     from kb.storage.database import Database, record_event
 
     activity = [("s", 0.0), ("s", 40 * 60.0)]  # forty idle minutes

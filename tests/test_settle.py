@@ -1,10 +1,10 @@
-"""Settled requests and help-center sessions, from rows: kb/insight/settle.py."""
+"""Settled requests and help-center sessions, from rows: kb/storage/settle.py."""
 
 from __future__ import annotations
 
 import unicodedata
 
-from kb.insight.settle import CONTINUE_SECONDS, SETTLE_SECONDS, Sessions, explicit_ends, extends, settle
+from kb.storage.settle import CONTINUE_SECONDS, SETTLE_SECONDS, Sessions, explicit_ends, extends, settle
 
 
 def rows(session: str, texts: list[str], times: list[float], kind: str = "suggest") -> list[dict]:

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from kb.insight.settle import SETTLE_SECONDS
+from kb.storage.settle import SETTLE_SECONDS
 from kb.tickets.intake import FIELD_CHARS
 
 

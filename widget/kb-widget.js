@@ -313,7 +313,7 @@
       this._configure();
     }
 
-    // The server owns the contact mode, the settle time and the field limits (kb/insight/settle.py).
+    // The server owns the contact mode, the settle time and the field limits (kb/storage/settle.py).
     _configure() {
       const origin = this.apiOrigin;
       CONFIGS[origin] = CONFIGS[origin] || fetch(origin + '/api/v1/widget/config')

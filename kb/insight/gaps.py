@@ -1,6 +1,6 @@
 """Content gaps: what people asked that the KB did not answer, grouped by meaning, then replayed.
 
-Misses (``collect_misses``) are settled requests (kb/insight/settle.py: what people asked, not
+Misses (``collect_misses``) are settled requests (kb/storage/settle.py: what people asked, not
 the prefixes typed on the way) below the confidence threshold, "No" feedback, tickets and searches
 whose results nobody clicked; one request counts once. A miss's locale is the
 language of its text (search/language.py), the locale it was recorded with only breaking ties,
@@ -32,11 +32,11 @@ from sqlalchemy import Connection, delete, exists, func, select, update
 from search.language import detect, pick
 
 from kb.errors import NotFoundError
-from kb.insight.settle import explicit_ends, settle
 from kb.settings import Settings
 from kb.storage import schema
 from kb.storage.database import Database
 from kb.storage.locks import held
+from kb.storage.settle import explicit_ends, settle
 
 STATUSES = ("open", "planned", "resolved", "dismissed")
 KINDS = {"unanswered": "no confident answer", "feedback_no": "answered “No”",
@@ -87,7 +87,7 @@ def collect_misses(db: Database, settings: Settings, since: float, until: float 
             out[key] = Miss(key, kind, text, pick(detect(text), locale or default), ts, session or "", _clean(comment, 2000))
 
     r, f, t, e = schema.requests, schema.feedback, schema.tickets, schema.events
-    # Misses are settled requests (kb/insight/settle.py), never the prefixes typed on the way to one.
+    # Misses are settled requests (kb/storage/settle.py), never the prefixes typed on the way to one.
     # A refresh is a snapshot: a request typed a moment ago counts with its text so far (the dashboard
     # waits for it to settle instead), so a writer who refreshes right after a miss sees it.
     tickets = [dict(row) for row in db.query(select(t.c.id, t.c.ts, t.c.subject, t.c.body, t.c.locale, t.c.session,

@@ -3,7 +3,7 @@
 Periods are whole UTC days: `since` 00:00 to the end of `until` (inclusive dates). Every figure
 carries the definition the dashboard shows beside it (see DEFINITIONS and ../shared/anchors.md).
 
-Requests are settled requests and sessions are help-center sessions (kb/insight/settle.py): a
+Requests are settled requests and sessions are help-center sessions (kb/storage/settle.py): a
 session id is cut wherever it was idle `session_idle_minutes`, and a request without a session id
 counts as its own session. Each session gets one verdict: a ticket, an explicit or an implicit
 deflection (explicit first), pending, or none; only sessions with a request in the period are
@@ -22,10 +22,10 @@ from typing import Any
 from sqlalchemy import select
 
 from kb.errors import ValidationError
-from kb.insight.settle import CONTINUE_SECONDS, SETTLE_SECONDS, Sessions, Settled, explicit_ends, settle
 from kb.settings import Settings
 from kb.storage import schema
 from kb.storage.database import Database
+from kb.storage.settle import CONTINUE_SECONDS, SETTLE_SECONDS, Sessions, Settled, explicit_ends, settle
 
 DAY = 86400.0
 OPENS = ("suggestion_opened", "result_click")

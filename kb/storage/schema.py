@@ -3,7 +3,7 @@
 - ``requests``: every suggest (widget/API) and search (portal): id, ts, kind, session, query,
   locale, answered, top_confidence, fallback, results (JSON list of {slug, anchor, confidence}).
   The raw log: one row per pause while someone types. What counts as a request (a settled
-  request) is decided from it by kb/insight/settle.py.
+  request) is decided from it by kb/storage/settle.py.
 - ``events``: the widget funnel and portal activity: ts, session, type, request_id, slug, data.
   Types: session_start, request_settled (a request the widget settled: {request_id, text, by}),
   suggestions_shown, suggestion_opened, feedback, ticket_started, ticket_created, article_view,

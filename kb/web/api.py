@@ -15,10 +15,10 @@ from litestar.params import FromPath, JSONBody, Parameter
 from litestar.response import Redirect
 
 from kb.content.articles import SLUG, Article, render
-from kb.insight.settle import SETTLE_SECONDS
 from kb.serving.desk import Desk, Suggestions
 from kb.errors import NotFoundError
 from kb.storage.database import COMMENT_CHARS, record_event, record_feedback
+from kb.storage.settle import SETTLE_SECONDS
 from kb.tickets.intake import FIELD_CHARS
 from kb.urls import Urls
 from kb.web.client import client_ip, new_session, session_id
@@ -243,7 +243,7 @@ class WidgetConfig(msgspec.Struct):
     """What the widget takes from the server, so that it and the server never disagree."""
 
     contact_mode: str  # self-service | neutral | ask-first (KB_CONTACT_MODE); a page's attribute wins
-    settle_ms: int  # idle time after which a typed request has settled (kb/insight/settle.py)
+    settle_ms: int  # idle time after which a typed request has settled (kb/storage/settle.py)
     limits: dict[str, int]  # longest value of: query, name, email, subject, body, comment
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from kb.insight.settle import SETTLE_SECONDS, explicit_ends, settle
+from kb.storage.settle import SETTLE_SECONDS, explicit_ends, settle
 
 pytestmark = pytest.mark.browser
 
@@ -86,7 +86,7 @@ def no_form_while_typing(rows: list[dict], until: float) -> None:
 
 
 def server_requests(db: Any, sid: str, now: float | None = None) -> list[str]:
-    """What the owner's figures count for this session: its settled requests (kb/insight/settle.py)."""
+    """What the owner's figures count for this session: its settled requests (kb/storage/settle.py)."""
     rows = [dict(r) for r in db("SELECT id, ts, session, query, answered, kind FROM requests WHERE session = ?", (sid,))]
     events = [dict(r) for r in db("SELECT type, request_id, data FROM events WHERE session = ?", (sid,))]
     tickets = [dict(r) for r in db("SELECT request_id FROM tickets WHERE session = ?", (sid,))]

@@ -441,7 +441,7 @@ def test_a_session_token_the_server_does_not_accept_is_replaced(page, demo_serve
     assert sid != forged.rpartition(".")[0]
     events = wait_until(lambda: (lambda f: f if {"session_start", "request_settled"} <= set(f) else None)(funnel(db, sid)),
                         10, "the renewed session's events")
-    assert events["request_settled"][-1]["data"]["text"] == OUTLOOK  # also request_id and by (kb/insight/settle.py)
+    assert events["request_settled"][-1]["data"]["text"] == OUTLOOK  # also request_id and by (kb/storage/settle.py)
     assert db("SELECT count(*) AS n FROM events WHERE session = ?", (forged.rpartition(".")[0],))[0]["n"] == 0
     page.reload()  # the kept token is confirmed, not replaced, on the next page
     w(page, "#lbtn").click()
