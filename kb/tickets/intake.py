@@ -3,7 +3,8 @@
 Tables (kb/storage/schema.py):
 
 - ``tickets``: id ("T-" + 10 base32 chars), ts, name, email, subject, body, category, locale,
-  session, request_id, transcript (JSON, see `transcript`), idempotency_key (uuid4, unique),
+  session, request_id, transcript (JSON: the session's settled requests and events, see
+  kb/tickets/transcript.py), idempotency_key (uuid4, unique),
   ip_hash (sha256 of ip + a secret shared by every replica; raw IPs are never stored), status (``pending`` until every
   sink has it, then ``delivered``; ``failed`` if a sink gave up; ``stored`` when no sink is
   configured).
@@ -30,7 +31,7 @@ import unicodedata
 import uuid
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import select
 
 from kb.clock import iso
 from kb.errors import ValidationError
@@ -39,6 +40,7 @@ from kb.storage import schema
 from kb.storage.database import Database
 from kb.storage.limits import RateLimiter
 from kb.storage.secrets import IP_SALT, shared_secret
+from kb.tickets.transcript import loads, transcript
 
 log = logging.getLogger("kb.tickets.intake")
 
@@ -47,9 +49,6 @@ FIELD_CHARS = {"name": 200, "email": 254, "subject": 200, "body": 20_000}
 STATUSES = ("pending", "delivered", "failed", "stored")
 CATEGORIES = ("access", "accounts", "email", "facilities", "finance", "hardware", "hr", "network",
               "onboarding", "phones", "printing", "security", "software", "other")
-TRANSCRIPT_EVENTS = ("request_settled", "suggestions_shown", "suggestion_opened", "feedback",
-                     "ticket_started", "article_view", "result_click")
-TRANSCRIPT_LIMIT = 200  # requests and events each; a session is attacker-controlled input
 _EMAIL = re.compile(
     r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
     r"@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$"
@@ -138,54 +137,6 @@ def validate(data: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def _newest_first_then_in_order(query: Select, limit: int) -> Select:
-    """The newest `limit` rows of a query on ts, returned oldest first."""
-    newest = query.order_by(query.selected_columns.ts.desc()).limit(limit).subquery()
-    return select(newest).order_by(newest.c.ts)
-
-
-def transcript(db: Database, session: str, request_id: str = "", since: float = 0.0) -> dict[str, list]:
-    """What the user typed in the session and which suggestions were shown, opened and rejected.
-
-    Only the session's own requests: `request_id` is added (when older than `since` or past the
-    newest TRANSCRIPT_LIMIT) only if it belongs to the same session. Without a session, nothing:
-    a request id alone (they appear in /go?r= links) never attaches someone else's text.
-    """
-    r, e = schema.requests, schema.events
-    columns = (r.c.id, r.c.ts, r.c.kind, r.c.query, r.c.locale, r.c.answered, r.c.top_confidence, r.c.fallback,
-               r.c.results)
-    requests: list[dict[str, Any]] = []
-    events: list[dict[str, Any]] = []
-    if session:
-        rows = db.query(_newest_first_then_in_order(
-            select(*columns).where(r.c.session == session, r.c.ts >= since), TRANSCRIPT_LIMIT))
-        requests = [_request(row) for row in rows]
-        rows = db.query(_newest_first_then_in_order(
-            select(e.c.ts, e.c.type, e.c.request_id, e.c.slug, e.c.data)
-            .where(e.c.session == session, e.c.ts >= since, e.c.type.in_(TRANSCRIPT_EVENTS)), TRANSCRIPT_LIMIT))
-        events = [{"ts": row["ts"], "type": row["type"], "request_id": row["request_id"] or "",
-                   "slug": row["slug"] or "", "data": _loads(row["data"], {})} for row in rows]
-    if session and request_id and not any(item["id"] == request_id for item in requests):
-        row = db.one(select(*columns).where(r.c.id == request_id, r.c.session == session))
-        if row is not None:
-            requests.append(_request(row))
-    return {"requests": requests, "events": events}
-
-
-def _request(row: Any) -> dict[str, Any]:
-    return {"id": row["id"], "ts": row["ts"], "kind": row["kind"], "query": row["query"],
-            "locale": row["locale"], "answered": bool(row["answered"]),
-            "top_confidence": row["top_confidence"], "fallback": bool(row["fallback"]),
-            "results": _loads(row["results"], [])}
-
-
-def _loads(text: str | None, default: Any) -> Any:
-    try:
-        return json.loads(text) if text else default
-    except ValueError:
-        return default
-
-
 def ip_hash(db: Database, settings: Settings, ip: str) -> str:
     """sha256 of the client address and a secret: counts repeat senders, never stores the IP."""
     salt = settings.secret_key or shared_secret(db, IP_SALT)
@@ -204,7 +155,8 @@ def create_ticket(db: Database, settings: Settings, data: dict[str, Any], ip: st
         return {"id": new_ticket_id(), "status": "pending" if sinks(settings) else "stored", "created": iso(now), "ts": now,
                 "transcript": {"requests": [], "events": []}, "transcript_requests": 0, **fields}
     since = now - settings.implicit_window_hours * 3600
-    transcript_of = transcript(db, fields["session"], fields["request_id"], since)
+    transcript_of = transcript(db, fields["session"], fields["request_id"], since,
+                               session_idle=settings.session_idle_minutes * 60.0)
     if not any(r["id"] == fields["request_id"] for r in transcript_of["requests"]):
         fields["request_id"] = ""  # not this session's request: the ticket does not point at it
     record: dict[str, Any] = {"id": new_ticket_id(), "ts": now, **fields,
@@ -233,7 +185,7 @@ def get_ticket(db: Database, ticket_id: str) -> dict[str, Any] | None:
     if row is None:
         return None
     out = {k: v for k, v in row.items() if k != "ip_hash"}
-    out["transcript"] = _loads(out["transcript"], {"requests": [], "events": []})
+    out["transcript"] = loads(out["transcript"], {"requests": [], "events": []})
     out["created"] = iso(out["ts"])
     return out
 

@@ -114,7 +114,7 @@ def email_message(settings: Settings, ticket: dict[str, Any]) -> EmailMessage:
 
 
 def email_text(settings: Settings, ticket: dict[str, Any]) -> str:
-    """Plain-text body: the ticket, then what the user typed and was shown before asking."""
+    """Plain-text body: the ticket, then what the user asked (settled requests) and was shown before asking."""
     lines = [f"Ticket {ticket['id']} from {one_line(ticket['name'])} <{one_line(ticket['email'])}>",
              f"Created: {ticket['created']}   Category: {ticket['category'] or '-'}   Locale: {ticket['locale'] or '-'}",
              "", ticket["body"], "", "-- What the user tried before asking --"]
@@ -123,7 +123,9 @@ def email_text(settings: Settings, ticket: dict[str, Any]) -> str:
         lines.append("(no earlier requests in this session)")
     for n, r in enumerate(requests, 1):
         verdict = "answered" if r.get("answered") else "no confident answer"
-        lines.append(f"{n}. \"{one_line(str(r.get('query', '')), 500)}\" ({verdict})")
+        typed = r.get("typed_rows", 1)  # transcripts stored before 2026-11-29 listed every row
+        steps = f", typed in {typed} steps" if isinstance(typed, int) and typed > 1 else ""
+        lines.append(f"{n}. \"{one_line(str(r.get('query', '')), 500)}\" ({verdict}{steps})")
         for item in r.get("results", []):
             link = settings.urls.absolute(settings.urls.article(str(item.get("slug")), str(item.get("anchor") or "")))
             lines.append(f"   - {link}  confidence {item.get('confidence')}")
