@@ -1,5 +1,7 @@
 """What people asked and when they left: the request log grouped into settled requests and
 help-center sessions. Pure functions over rows, so the SQL that feeds them stays a few lines.
+The figures (kb/insight/stats.py), the gaps (kb/insight/gaps.py) and the ticket transcript
+(kb/tickets/transcript.py) all count requests this way.
 
 Settled requests. The widget asks for suggestions at every pause while someone types, so one
 request typed with pauses leaves a burst of rows ("my", "my laptop", "my laptop screen is
