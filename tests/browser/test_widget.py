@@ -157,7 +157,11 @@ def test_out_of_scope_request_files_a_ticket_with_its_transcript(
     page.evaluate("() => { document.querySelector('kb-widget').onTicketCreated = t => { window.__ticket = t; }; }")
     expect(w(page, "#ct")).to_be_hidden()  # contact only after a first request
     w(page, "#q").click()
-    timing = type_request(page, OUT_OF_SCOPE)
+    paused = "please order a"  # a pause mid-request: the widget asks for this prefix, short of settling it
+    w(page, "#q").press_sequentially(paused, delay=25)
+    wait_until(lambda: page.evaluate(LATENCY, paused), 15, f"suggestions for {paused!r}")
+    w(page, "#q").press_sequentially(OUT_OF_SCOPE[len(paused):], delay=25)
+    timing = wait_until(lambda: page.evaluate(LATENCY, OUT_OF_SCOPE), 15, f"suggestions for {OUT_OF_SCOPE!r}")
     assert not timing["answered"], timing
 
     expect(w(page, "#msg")).to_have_text(re.compile("No article matches"))
@@ -191,7 +195,9 @@ def test_out_of_scope_request_files_a_ticket_with_its_transcript(
     rows = wait_until(lambda: db("SELECT * FROM tickets WHERE id = ?", (ticket["id"],)), 10, "the ticket row")
     row = rows[0]
     assert (row["session"], row["name"], row["email"], row["body"]) == (sid, "Ada Lovelace", "ada@example.com", OUT_OF_SCOPE)
-    assert OUT_OF_SCOPE in [r["query"] for r in json.loads(row["transcript"])["requests"]]
+    assert [r["query"] for r in json.loads(row["transcript"])["requests"]] == [OUT_OF_SCOPE]
+    logged = [r["query"] for r in db("SELECT query FROM requests WHERE session = ? ORDER BY ts", (sid,))]
+    assert logged[0] == paused and logged[-1] == OUT_OF_SCOPE, logged  # the log keeps every pause
     events = funnel(db, sid)
     assert {"session_start", "request_settled", "ticket_started", "ticket_created"} <= set(events), set(events)
     assert len(events["ticket_created"]) == 1
@@ -200,7 +206,7 @@ def test_out_of_scope_request_files_a_ticket_with_its_transcript(
     delivery = webhook.wait_for(lambda body: body.get("ticket", {}).get("id") == ticket["id"], timeout=60)
     assert webhook.signature_ok(delivery)
     typed = [r["query"] for r in delivery["json"]["transcript"]["requests"]]
-    assert OUT_OF_SCOPE in typed, typed
+    assert typed == [OUT_OF_SCOPE], typed  # the settled request, not each typing pause on the way
     assert delivery["json"]["ticket"]["session"] == sid
 
 
