@@ -163,6 +163,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def stop_process(proc: subprocess.Popen, timeout: float = 10) -> None:
+    """Ask a child process to end (SIGTERM), kill it if it has not within `timeout`, and reap it."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def _get(conn: http.client.HTTPConnection, path: str) -> int:
     conn.request("GET", path)
     response = conn.getresponse()
@@ -275,11 +287,7 @@ def measure_http(settings: Settings, options: BenchOptions, work: Workload) -> d
         many = load(port, work.typing_other, options.clients, options.requests * 4, options.seconds)
         rss = peak_rss_mb(proc.pid)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
     return {"cold_start_s": round(cold, 2), "one_client": one, "many_clients": many, "server_rss_mb": rss}
 
 

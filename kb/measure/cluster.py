@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 
 from kb.errors import KbError
+from kb.measure.bench import free_port, stop_process
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -41,14 +42,6 @@ class PostgresUnavailable(ClusterError):
 
 class BalancerUnavailable(ClusterError):
     """HAProxy is not installed or does not start."""
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -214,13 +207,8 @@ class Server:
             self.proc.wait(timeout=30)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc, timeout=20)
 
     @property
     def running(self) -> bool:
@@ -285,13 +273,8 @@ class Balancer:
         return [self.proc.pid] if self.proc is not None and self.proc.poll() is None else []
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc)
 
 
 @dataclass
@@ -352,4 +335,4 @@ class Deployment:
 
 
 __all__ = ["Balancer", "BalancerUnavailable", "ClusterError", "Deployment", "PUBLIC_HOST", "PostgresServer",
-           "PostgresUnavailable", "Server", "cpu_seconds", "env_file", "free_port"]
+           "PostgresUnavailable", "Server", "cpu_seconds", "env_file"]

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from kb.measure.cluster import BalancerUnavailable, Deployment, free_port
+from kb.measure.bench import free_port
+from kb.measure.cluster import BalancerUnavailable, Deployment
 
 ROOT = Path(__file__).resolve().parents[2]
 HOOK_SECRET = "deploy-hook-secret"
